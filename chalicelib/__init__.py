@@ -1,0 +1,1 @@
+"""Code packaged into the Lambdas: the longtask framework and the demo tasks."""

@@ -1,0 +1,132 @@
+"""The demo tasks of SPEC §5: counting primes, a monthly CSV report, and sleeping."""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import io
+import math
+import random
+import time
+from typing import Any
+
+from .longtask import File, TaskContext
+
+
+class _PlannedFailure(RuntimeError):
+    """The error `sleep` raises on purpose, to show retries and failure."""
+
+
+# -- primes: a segmented sieve, one segment per progress step and checkpoint
+
+
+def _small_primes(limit: int) -> list[int]:
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[0:2] = b"\x00\x00"
+    for n in range(2, math.isqrt(limit) + 1):
+        if sieve[n]:
+            sieve[n * n :: n] = bytes(len(range(n * n, limit + 1, n)))
+    return [n for n in range(limit + 1) if sieve[n]]
+
+
+def primes_between(low: int, high: int, base: list[int]) -> int:
+    """How many primes p with low <= p < high, given every prime up to sqrt(high)."""
+    low = max(low, 2)
+    if high <= low:
+        return 0
+    segment = bytearray([1]) * (high - low)
+    for p in base:
+        if p * p >= high:
+            break
+        first = max(p * p, -(-low // p) * p)
+        segment[first - low :: p] = bytes(len(range(first - low, high - low, p)))
+    return segment.count(1)
+
+
+def count_primes(params: dict[str, Any], ctx: TaskContext) -> dict[str, int]:
+    limit = params["limit"]
+    steps = min(max(10, math.ceil(limit / 1_000_000)), 100)
+    size = math.ceil((limit + 1) / steps)
+    base = _small_primes(math.isqrt(limit) + 1)
+    state = ctx.resume_state or {"step": 0, "count": 0}
+    step, count = state["step"], state["count"]
+    ctx.log_progress(f"Sieving block {step + 1} of {steps}", step=step, total_steps=steps)
+    while step < steps:
+        count += primes_between(step * size, min((step + 1) * size, limit + 1), base)
+        step += 1
+        ctx.checkpoint({"step": step, "count": count})
+        ctx.log_progress(
+            f"Sieved block {step} of {steps}: {count:,} primes so far", step=step,
+            total_steps=steps,
+        )
+    return {"limit": limit, "count": count}
+
+
+# -- report: a month of deterministic synthetic invoices, summed per day
+
+_REPORT_DAY_SECONDS = 0.1  # stands in for fetching a day of invoices from a database
+
+
+def _invoices_of(day: str) -> list[int]:
+    """The day's invoice amounts in cents; the same every time for the same day."""
+    rng = random.Random(f"longtask-invoices-{day}")
+    return [rng.randint(500, 250_000) for _ in range(rng.randint(5, 60))]
+
+
+def monthly_report(params: dict[str, Any], ctx: TaskContext) -> File:
+    month = params["month"]
+    year, number = (int(part) for part in month.split("-"))
+    days = calendar.monthrange(year, number)[1]
+    state = ctx.resume_state or {"rows": []}
+    rows: list[list[Any]] = state["rows"]
+    invoices = sum(row[1] for row in rows)
+    for day in range(len(rows) + 1, days + 1):
+        date = f"{month}-{day:02d}"
+        amounts = _invoices_of(date)
+        time.sleep(_REPORT_DAY_SECONDS)
+        invoices += len(amounts)
+        rows.append([date, len(amounts), sum(amounts)])
+        ctx.checkpoint({"rows": rows})
+        ctx.log_progress(f"Handling {date}: so far {invoices} invoices", step=day,
+                         total_steps=days)
+    ctx.log_progress("Summing up", step=days, total_steps=days)
+    total = sum(row[2] for row in rows)
+    ctx.log_progress("Formatting", step=days, total_steps=days)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["date", "invoices", "total", "average", "share_of_month"])
+    for date, count, cents in rows:
+        writer.writerow([
+            date,
+            count,
+            f"{cents / 100:.2f}",
+            f"{cents / count / 100:.2f}" if count else "0.00",
+            f"{cents / total:.4f}" if total else "0.0000",
+        ])
+    return File(out.getvalue(), content_type="text/csv", filename=f"report-{month}.csv")
+
+
+def valid_month(text: str) -> None:
+    year, number = (int(part) for part in text.split("-"))
+    if not 1 <= number <= 12 or year < 1:
+        raise ValueError("must be a month, YYYY-MM, e.g. 2024-02")
+
+
+# -- sleep: waits, one step per second; can fail on purpose
+
+
+def sleep(params: dict[str, Any], ctx: TaskContext) -> dict[str, float]:
+    seconds, fail_times = params["seconds"], params["fail_times"]
+    if ctx.attempt <= fail_times:
+        raise _PlannedFailure(f"failing on purpose: attempt {ctx.attempt} of {fail_times} to fail")
+    total = max(math.ceil(seconds), 1)
+    done = (ctx.resume_state or {}).get("slept", 0.0)
+    ctx.log_progress(f"Slept {done:g} of {seconds:g} s", step=math.floor(done), total_steps=total)
+    while done < seconds:
+        nap = min(1.0, seconds - done)
+        time.sleep(nap)
+        done = round(done + nap, 3)
+        ctx.checkpoint({"slept": done})
+        ctx.log_progress(f"Slept {done:g} of {seconds:g} s", step=math.ceil(done),
+                         total_steps=total)
+    return {"slept": seconds}

@@ -1,0 +1,237 @@
+"""The task record, its statuses and allowed transitions, and the status document."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from .progress import estimate_eta
+
+
+class Status(StrEnum):
+    READY = "ready"  # queued, not yet claimed
+    STARTED = "started"  # a worker holds the lease and runs it
+    ERROR = "error"  # an attempt failed; SQS will redeliver for another
+    DONE = "done"
+    FAILED = "failed"  # gave up after LONGTASK_MAX_ATTEMPTS
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+
+# Which status each status may move to. The stores turn these into DynamoDB
+# conditions, so a late or duplicate worker can never move a finished task back.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.READY: frozenset({Status.STARTED, Status.CANCELLED, Status.FAILED}),
+    Status.STARTED: frozenset(
+        {Status.STARTED, Status.ERROR, Status.DONE, Status.FAILED, Status.CANCELLED}
+    ),
+    Status.ERROR: frozenset({Status.STARTED, Status.FAILED, Status.CANCELLED}),
+    Status.DONE: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+def can_move(source: Status, target: Status) -> bool:
+    return target in TRANSITIONS[source]
+
+
+def sources_of(target: Status) -> frozenset[Status]:
+    """Every status from which `target` may be reached."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+# 16 random bytes in URL-safe base64: 22 characters, 128 bits of randomness.
+_ID_BYTES = 16
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def new_task_id() -> str:
+    return secrets.token_urlsafe(_ID_BYTES)
+
+
+def is_task_id(text: str) -> bool:
+    return ID_PATTERN.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class Progress:
+    message: str = ""
+    step: int | None = None
+    total_steps: int | None = None
+    at: float | None = None  # when this was reported (epoch seconds)
+    rate: float | None = None  # smoothed steps per second, for the ETA
+
+    @property
+    def percent(self) -> float | None:
+        if self.step is None or not self.total_steps:
+            return None
+        return round(min(max(self.step / self.total_steps, 0.0), 1.0) * 100, 1)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    type: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    key: str
+    content_type: str
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: str
+    kind: str
+    params: dict[str, Any]
+    status: Status = Status.READY
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    owner: str | None = None
+    progress: Progress = field(default_factory=Progress)
+    error: ErrorInfo | None = None
+    result: ResultInfo | None = None
+    lease_until: float | None = None
+    checkpoint: Any = None
+    resume: bool = False  # a checkpointed run handed over to its next invocation
+    expires_at: int | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    def lease_is_live(self, now: float) -> bool:
+        return self.lease_until is not None and self.lease_until > now
+
+    def evolve(self, **changes: Any) -> TaskRecord:
+        return replace(self, **changes)
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as the status document's UTC timestamp with milliseconds."""
+    if ts is None:
+        return None
+    text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class Links:
+    self: str
+    result: str
+    cancel: str
+
+
+def status_document(task: TaskRecord, links: Links, now: float) -> dict[str, Any]:
+    """The JSON status document of SPEC §3, as users and programs see it."""
+    progress = task.progress
+    end = task.finished_at if task.is_terminal and task.finished_at else now
+    elapsed = round(max(end - task.started_at, 0.0), 1) if task.started_at else None
+    eta = None
+    if task.status is Status.STARTED:
+        eta = estimate_eta(
+            progress.step,
+            progress.total_steps,
+            progress.rate,
+            progress.at,
+            now,
+            task.started_at,
+        )
+    return {
+        "id": task.id,
+        "kind": task.kind,
+        "status": task.status.value,
+        "done": task.is_terminal,
+        "parameters": task.params,
+        "progress": {
+            "message": progress.message,
+            "step": progress.step,
+            "total_steps": progress.total_steps,
+            "percent": 100.0 if task.status is Status.DONE else progress.percent,
+        },
+        "attempts": task.attempts,
+        "created_at": iso(task.created_at),
+        "started_at": iso(task.started_at),
+        "updated_at": iso(task.updated_at),
+        "finished_at": iso(task.finished_at),
+        "elapsed_seconds": elapsed,
+        "eta_seconds": eta,
+        "links": {
+            "self": links.self,
+            "result": links.result if task.status is Status.DONE else None,
+            "cancel": None if task.is_terminal else links.cancel,
+        },
+        "error": (
+            {"type": task.error.type, "message": task.error.message} if task.error else None
+        ),
+    }
+
+
+class Conflict(Exception):
+    """The record was not in an expected state; `current` is what it is (None: missing)."""
+
+    def __init__(self, current: TaskRecord | None) -> None:
+        super().__init__(f"task is {current.status.value if current else 'missing'}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One state a conditional write expects to find; the stores make it atomic.
+
+    Every given part must hold: the status is one of `statuses`, the attempt
+    counter equals `attempts`, the lease ran out before `lease_expired_by`, the
+    handoff flag of a checkpointed task is `resume`.
+    """
+
+    statuses: frozenset[Status] | None = None
+    attempts: int | None = None
+    attempts_below: int | None = None
+    lease_expired_by: float | None = None
+    resume: bool | None = None
+
+    def holds_for(self, task: TaskRecord) -> bool:
+        if self.statuses is not None and task.status not in self.statuses:
+            return False
+        if self.attempts is not None and task.attempts != self.attempts:
+            return False
+        if self.attempts_below is not None and task.attempts >= self.attempts_below:
+            return False
+        if self.lease_expired_by is not None and task.lease_is_live(self.lease_expired_by):
+            return False
+        return self.resume is None or task.resume == self.resume
+
+
+@dataclass(frozen=True)
+class Increment:
+    """A change that adds to a counter in place rather than writing a value read earlier."""
+
+    by: int = 1
+
+
+@dataclass(frozen=True)
+class IfMissing:
+    """A change that writes its value only where the field has none yet."""
+
+    value: Any

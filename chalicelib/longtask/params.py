@@ -1,0 +1,227 @@
+"""Declared task parameters: strict parsing, validation per field, and form hints."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_REQUIRED = object()
+# Longer raw values are refused before any parsing, so that e.g. a megabyte of
+# digits costs nothing.
+_MAX_RAW_NUMBER_CHARS = 40
+
+
+class InvalidParams(ValueError):
+    """One or more parameters are wrong; `fields` maps each name to what is wrong."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()))
+        self.fields = fields
+
+
+@dataclass(frozen=True)
+class Param:
+    """Base of every parameter type: a label, an optional default, a help text."""
+
+    default: Any = _REQUIRED
+    label: str | None = None
+    help: str | None = None
+    example: str | None = None  # shown as the form field's placeholder
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def parse(self, raw: Any) -> Any:
+        raise NotImplementedError
+
+    def html_input(self) -> dict[str, Any]:
+        """Attributes of the HTML <input> that asks for this parameter."""
+        return {
+            "type": "text",
+            "required": self.required,
+            "placeholder": self.example,
+            "value": None if self.required else self.default,
+            "min": None,
+            "max": None,
+            "step": None,
+            "pattern": None,
+            "maxlength": None,
+            "checked": False,
+        }
+
+
+def _number_text(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError("must be a number")
+    text = raw.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    if len(text) > _MAX_RAW_NUMBER_CHARS:
+        raise ValueError("is too long to be a number")
+    return text
+
+
+def _check_range(value: float, least: float | None, most: float | None) -> None:
+    if least is not None and value < least:
+        raise ValueError(f"must be at least {least:,}")
+    if most is not None and value > most:
+        raise ValueError(f"must be at most {most:,}")
+
+
+@dataclass(frozen=True)
+class Integer(Param):
+    min: int | None = None
+    max: int | None = None
+
+    def parse(self, raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ValueError("must be a whole number")
+        if isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, float):
+            if not raw.is_integer():
+                raise ValueError("must be a whole number")
+            value = int(raw)
+        else:
+            text = _number_text(raw).replace("_", "x")  # int() would accept 1_000
+            if not re.fullmatch(r"[+-]?\d+", text):
+                raise ValueError("must be a whole number")
+            value = int(text)
+        _check_range(value, self.min, self.max)
+        return value
+
+    def html_input(self) -> dict[str, Any]:
+        return {**super().html_input(), "type": "number", "min": self.min, "max": self.max,
+                "step": 1}
+
+
+@dataclass(frozen=True)
+class Number(Param):
+    min: float | None = None
+    max: float | None = None
+
+    def parse(self, raw: Any) -> float | int:
+        if isinstance(raw, bool):
+            raise ValueError("must be a number")
+        if isinstance(raw, int | float):
+            value: float | int = raw
+        else:
+            text = _number_text(raw)
+            if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+                raise ValueError("must be a number")
+            value = float(text)
+            if value.is_integer() and abs(value) < 2**53:
+                value = int(value)
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        _check_range(value, self.min, self.max)
+        return value
+
+    def html_input(self) -> dict[str, Any]:
+        return {**super().html_input(), "type": "number", "min": self.min, "max": self.max,
+                "step": "any"}
+
+
+@dataclass(frozen=True)
+class Text(Param):
+    pattern: str | None = None
+    max_length: int = 200
+    check: Callable[[str], None] | None = field(default=None, compare=False)
+
+    def parse(self, raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise ValueError("must be text")
+        text = raw.strip()
+        if self.required and not text:
+            raise ValueError("is required")
+        if len(text) > self.max_length:
+            raise ValueError(f"must be at most {self.max_length} characters")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ValueError("must not contain control characters")
+        if self.pattern and not re.fullmatch(self.pattern, text):
+            raise ValueError(f"must look like {self.example or self.pattern}")
+        if self.check is not None:
+            self.check(text)
+        return text
+
+    def html_input(self) -> dict[str, Any]:
+        return {**super().html_input(), "pattern": self.pattern, "maxlength": self.max_length}
+
+
+@dataclass(frozen=True)
+class Boolean(Param):
+    default: Any = False
+
+    def parse(self, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in {"true", "on", "1", "yes"}:
+            return True
+        if isinstance(raw, str) and raw.strip().lower() in {"false", "off", "0", "no", ""}:
+            return False
+        raise ValueError("must be true or false")
+
+    def html_input(self) -> dict[str, Any]:
+        return {**super().html_input(), "type": "checkbox", "checked": bool(self.default)}
+
+
+_PLAIN_TYPES: dict[type, Callable[[], Param]] = {
+    int: Integer,
+    float: Number,
+    str: Text,
+    bool: Boolean,
+}
+
+
+def declare(spec: Mapping[str, Param | type]) -> dict[str, Param]:
+    """Accepts `{"limit": int}` shorthand beside full `Integer(min=2)` declarations."""
+    declared: dict[str, Param] = {}
+    for name, kind in spec.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+            raise ValueError(f"parameter name {name!r}: use lower case letters, digits and _")
+        if isinstance(kind, Param):
+            declared[name] = kind
+        elif kind in _PLAIN_TYPES:
+            declared[name] = _PLAIN_TYPES[kind]()
+        else:
+            raise TypeError(f"parameter {name!r}: {kind!r} is not a Param or int/float/str/bool")
+    return declared
+
+
+def validate(declared: Mapping[str, Param], given: Mapping[str, list[Any]]) -> dict[str, Any]:
+    """The parsed parameters, or InvalidParams naming every wrong field.
+
+    `given` maps each name to every value it came with, so that a field sent twice
+    is an error rather than a silent pick. Names starting with "_" are dropped
+    (SPEC §3); other unknown names are refused, so a typo is not silently ignored.
+    """
+    problems: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for name, raws in given.items():
+        if name.startswith("_"):
+            continue
+        if name not in declared:
+            problems[name[:64]] = "is not a parameter of this task"
+        elif len(raws) != 1:
+            problems[name] = "was given more than once"
+    for name, param in declared.items():
+        if name in problems:
+            continue
+        raws = given.get(name, [])
+        if not raws or raws[0] is None or (isinstance(raws[0], str) and not raws[0].strip()):
+            if param.required:
+                problems[name] = "is required"
+            else:
+                values[name] = param.default
+            continue
+        try:
+            values[name] = param.parse(raws[0])
+        except ValueError as exc:
+            problems[name] = str(exc)
+    if problems:
+        raise InvalidParams(problems)
+    return values

@@ -1,0 +1,58 @@
+"""SQS: the task queue carries nothing but task ids."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+# SQS's own ceiling for a message's visibility timeout (12 hours).
+MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+# SQS's ceiling for DelaySeconds.
+MAX_DELAY_SECONDS = 15 * 60
+
+
+def encode_message(task_id: str) -> str:
+    return json.dumps({"id": task_id})
+
+
+def decode_message(body: str) -> str | None:
+    """The task id in a message body, or None for a body that is not ours."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    task_id = data.get("id") if isinstance(data, dict) else None
+    return task_id if isinstance(task_id, str) else None
+
+
+class TaskQueue:
+    """One SQS queue, by name; its URL is looked up once, on first use."""
+
+    def __init__(self, client: SQSClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = self.client.get_queue_url(QueueName=self.name)["QueueUrl"]
+        return self._url
+
+    def send(self, task_id: str, delay_seconds: int = 0) -> None:
+        self.client.send_message(
+            QueueUrl=self.url,
+            MessageBody=encode_message(task_id),
+            DelaySeconds=max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
+        )
+
+    def retry_after(self, receipt_handle: str, seconds: float) -> None:
+        """Makes a received message visible again in `seconds` (the retry backoff)."""
+        self.client.change_message_visibility(
+            QueueUrl=self.url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=max(0, min(int(seconds), MAX_VISIBILITY_SECONDS)),
+        )

@@ -1,0 +1,52 @@
+"""S3: task results, written once, read through short-lived presigned URLs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+# Types a browser would render as active content are always downloaded.
+_ACTIVE_CONTENT = ("text/html", "image/svg", "application/xhtml", "text/xml", "application/xml")
+
+
+def content_disposition(content_type: str, filename: str | None) -> str | None:
+    attachment = filename is not None or content_type.lower().startswith(_ACTIVE_CONTENT)
+    if not attachment:
+        return None
+    if not filename:
+        return "attachment"
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+class ResultStore:
+    """Results as objects in one private bucket, keyed by task id."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    @staticmethod
+    def key_for(task_id: str) -> str:
+        return f"results/{task_id}"
+
+    def put(self, key: str, body: bytes, content_type: str, filename: str | None) -> None:
+        disposition = content_disposition(content_type, filename)
+        extra = {"ContentDisposition": disposition} if disposition else {}
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            ServerSideEncryption="AES256",
+            **extra,  # type: ignore[arg-type]
+        )
+
+    def url(self, key: str, ttl_seconds: int) -> str:
+        """A presigned GET URL; signing is local, no request is made."""
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
+        )

@@ -1,0 +1,403 @@
+"""One delivery of a task message: claim, run, store the result, finish, retry or give up."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from .model import (
+    Conflict,
+    ErrorInfo,
+    Expect,
+    IfMissing,
+    Increment,
+    Progress,
+    ResultInfo,
+    Status,
+    TaskRecord,
+)
+from .progress import ProgressThrottle, update_rate
+from .settings import Settings
+from .tasks import TaskCancelled, TaskRegistry, encode_result
+
+log = logging.getLogger("longtask")
+
+# A checkpoint lives in the task record, whose item DynamoDB caps at 400 KB.
+MAX_CHECKPOINT_BYTES = 64 * 1024
+MAX_ERROR_MESSAGE_CHARS = 1000
+
+
+class Store(Protocol):
+    def get(self, task_id: str) -> TaskRecord | None: ...
+
+    def update(self, task_id: str, changes: dict[str, Any], *expect: Expect) -> TaskRecord: ...
+
+
+class Queue(Protocol):
+    def send(self, task_id: str, delay_seconds: int = 0) -> None: ...
+
+    def retry_after(self, receipt_handle: str, seconds: float) -> None: ...
+
+
+class Results(Protocol):
+    def put(self, key: str, body: bytes, content_type: str, filename: str | None) -> None: ...
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    HANDED_OFF = "handed_off"  # checkpointed, continues in the next invocation
+    RETRY = "retry"  # the message must come back (after the visibility we set)
+    DROPPED = "dropped"  # nothing to do: finished, gone, or someone else runs it
+
+    @property
+    def keeps_message(self) -> bool:
+        return self is Outcome.RETRY
+
+
+# Raised inside the task's call stack to unwind it; BaseException so that a
+# task's `except Exception` cannot swallow them.
+class _OutOfTime(BaseException):
+    pass
+
+
+class _HandOff(BaseException):
+    pass
+
+
+class _LostClaim(BaseException):
+    pass
+
+
+def _running(attempt: int) -> Expect:
+    """The state every write of a running attempt requires: still ours, not cancelled."""
+    return Expect(statuses=frozenset({Status.STARTED}), attempts=attempt)
+
+
+class RunContext:
+    """The `ctx` a task function gets: progress, checkpoints, cancellation."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        task: TaskRecord,
+        lease_seconds: float,
+        deadline: float | None,
+    ) -> None:
+        self._runner = runner
+        self._task = task
+        self._lease_seconds = lease_seconds
+        self._deadline = deadline
+        self._throttle = ProgressThrottle(runner.settings.progress_interval)
+        self._throttle.wrote(runner.clock())  # the claim itself just wrote
+        self._checked_cancel_at = runner.clock()
+        self.attempt = task.attempts
+        self.progress = task.progress
+        self.resume_state: Any = task.checkpoint
+        self._checkpoint: Any = task.checkpoint
+        self._checkpoint_dirty = False
+
+    def log_progress(
+        self, message: str, step: int | None = None, total_steps: int | None = None
+    ) -> None:
+        now = self._runner.clock()
+        started = self._task.started_at or now
+        previous = self.progress
+        rate = update_rate(previous.rate, previous.step, previous.at, step, now, started)
+        if total_steps != previous.total_steps:
+            rate = None if previous.total_steps is not None else rate
+        self.progress = Progress(
+            message=str(message)[:500],
+            step=None if step is None else int(step),
+            total_steps=None if total_steps is None else int(total_steps),
+            at=now if step != previous.step or previous.at is None else previous.at,
+            rate=rate,
+        )
+        self._check_time(now)
+        if self._throttle.due(now):
+            self.flush(now)
+
+    def checkpoint(self, state: Any) -> None:
+        text = json.dumps(state, allow_nan=False, separators=(",", ":"))
+        if len(text.encode()) > MAX_CHECKPOINT_BYTES:
+            raise ValueError(f"a checkpoint must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
+        self._checkpoint = json.loads(text)
+        self._checkpoint_dirty = True
+        self._check_time(self._runner.clock())
+
+    @property
+    def cancelled(self) -> bool:
+        now = self._runner.clock()
+        if now - self._checked_cancel_at >= self._runner.settings.progress_interval:
+            self._checked_cancel_at = now
+            current = self._runner.store.get(self._task.id)
+            return current is None or current.status is Status.CANCELLED
+        return False
+
+    @property
+    def saved_state(self) -> Any:
+        return self._checkpoint
+
+    def flush(self, now: float) -> None:
+        """Writes the progress (and renews the lease) if the task is still ours."""
+        changes: dict[str, Any] = {
+            "progress": self.progress,
+            "lease_until": now + self._lease_seconds,
+            "updated_at": now,
+        }
+        if self._checkpoint_dirty:
+            changes["checkpoint"] = self._checkpoint
+        try:
+            self._runner.store.update(self._task.id, changes, _running(self.attempt))
+        except Conflict as exc:
+            current = exc.current
+            if current is None or current.status is Status.CANCELLED:
+                raise TaskCancelled() from None
+            raise _LostClaim() from None
+        self._checkpoint_dirty = False
+        self._throttle.wrote(now)
+
+    def _check_time(self, now: float) -> None:
+        if self._deadline is not None and now >= self._deadline:
+            raise _HandOff() if self._checkpoint is not None else _OutOfTime()
+
+
+@dataclass
+class Runner:
+    """Takes one task id from the queue to a final or retryable state."""
+
+    registry: TaskRegistry
+    store: Store
+    queue: Queue
+    results: Results
+    settings: Settings
+    clock: Callable[[], float] = time.time
+
+    def run(
+        self,
+        task_id: str,
+        receipt_handle: str,
+        remaining_seconds: Callable[[], float] | None = None,
+    ) -> Outcome:
+        now = self.clock()
+        invocation = remaining_seconds() if remaining_seconds else None
+        lease = self.settings.lease_for(invocation)
+        task = self._claim(task_id, now, lease)
+        if isinstance(task, Outcome):
+            if task is Outcome.RETRY:
+                self._come_back(task_id, receipt_handle, now)
+            return task
+        definition = self.registry.get(task.kind)
+        if definition is None:
+            return self._fail(task, ErrorInfo("UnknownTask", f"no task kind {task.kind!r}"))
+        deadline = None
+        if invocation is not None:
+            # Keep enough of the invocation to save a checkpoint and hand over.
+            margin = min(max(2.0, 0.1 * invocation), 60.0)
+            deadline = now + invocation - margin
+        ctx = RunContext(self, task, lease, deadline)
+        try:
+            value = definition.function(dict(task.params), ctx)
+            encoded = encode_result(value)
+        except TaskCancelled:
+            log.info("task %s cancelled during attempt %d", task.id, task.attempts)
+            return Outcome.CANCELLED
+        except _LostClaim:
+            log.warning("task %s: attempt %d lost its claim", task.id, task.attempts)
+            return Outcome.DROPPED
+        except _HandOff:
+            return self._hand_off(task, ctx)
+        except _OutOfTime:
+            error = ErrorInfo(
+                "TimeoutError",
+                "did not finish within the worker's time limit; save progress with "
+                "ctx.checkpoint() so that the next invocation continues from there",
+            )
+            return self._attempt_failed(task, ctx, error, receipt_handle)
+        except Exception as exc:
+            log.exception("task %s: attempt %d failed", task.id, task.attempts)
+            error = ErrorInfo(type(exc).__name__, str(exc)[:MAX_ERROR_MESSAGE_CHARS])
+            return self._attempt_failed(task, ctx, error, receipt_handle)
+        return self._finish(task, ctx, encoded)
+
+    def _claim(self, task_id: str, now: float, lease: float) -> TaskRecord | Outcome:
+        """The task, now ours to run; or what to do with the message instead.
+
+        Assume every message comes twice: the claim is one conditional write,
+        so of two workers holding the same id exactly one gets the task.
+        """
+        fresh = {
+            "status": Status.STARTED,
+            "attempts": Increment(1),
+            "lease_until": now + lease,
+            "started_at": IfMissing(now),
+            "updated_at": now,
+        }
+        limit = self.settings.max_attempts
+        try:
+            return self.store.update(
+                task_id,
+                fresh,
+                Expect(statuses=frozenset({Status.READY, Status.ERROR}), attempts_below=limit),
+                # The worker of the last attempt died (crash or Lambda timeout).
+                Expect(
+                    statuses=frozenset({Status.STARTED}),
+                    lease_expired_by=now,
+                    resume=False,
+                    attempts_below=limit,
+                ),
+            )
+        except Conflict as exc:
+            current = exc.current
+        if current is None or current.is_terminal:
+            return Outcome.DROPPED
+        if current.status is Status.STARTED and current.lease_is_live(now):
+            return Outcome.RETRY  # a duplicate delivery while another worker runs it
+        if current.status is Status.STARTED and current.resume:
+            try:
+                return self.store.update(
+                    task_id,
+                    {"lease_until": now + lease, "updated_at": now, "resume": False},
+                    Expect(
+                        statuses=frozenset({Status.STARTED}),
+                        attempts=current.attempts,
+                        resume=True,
+                    ),
+                )
+            except Conflict:
+                return Outcome.DROPPED  # another delivery took the continuation
+        if current.attempts >= limit:
+            lost = ErrorInfo(
+                "WorkerLost",
+                f"the worker stopped (crash or time limit) during attempt {current.attempts}",
+            )
+            self._give_up(current, current.error or lost, now)
+            return Outcome.DROPPED
+        return Outcome.RETRY  # raced with another writer; look again shortly
+
+    def _come_back(self, task_id: str, receipt_handle: str, now: float) -> None:
+        current = self.store.get(task_id)
+        wait = 1.0
+        if current is not None and current.lease_until:
+            wait = max(current.lease_until - now, 0.0) + 1.0
+        self.queue.retry_after(receipt_handle, wait)
+
+    def _finish(self, task: TaskRecord, ctx: RunContext, encoded: Any) -> Outcome:
+        key = f"results/{task.id}/{task.attempts}"
+        # One object per attempt: a late worker can never overwrite the result
+        # that the record points to, because its own final write below fails.
+        self.results.put(key, encoded.body, encoded.content_type, encoded.filename)
+        now = self.clock()
+        progress = ctx.progress
+        try:
+            self.store.update(
+                task.id,
+                {
+                    "status": Status.DONE,
+                    "result": ResultInfo(key, encoded.content_type, encoded.filename),
+                    "progress": Progress(progress.message, progress.total_steps or progress.step,
+                                         progress.total_steps, now, progress.rate),
+                    "finished_at": now,
+                    "updated_at": now,
+                    "lease_until": None,
+                    "checkpoint": None,
+                    "error": None,
+                },
+                _running(task.attempts),
+            )
+        except Conflict:
+            log.warning("task %s: finished, but it was cancelled or taken over", task.id)
+            return Outcome.DROPPED
+        return Outcome.DONE
+
+    def _hand_off(self, task: TaskRecord, ctx: RunContext) -> Outcome:
+        now = self.clock()
+        try:
+            self.store.update(
+                task.id,
+                {
+                    "progress": ctx.progress,
+                    "checkpoint": ctx.saved_state,
+                    "resume": True,
+                    "lease_until": None,
+                    "updated_at": now,
+                },
+                _running(task.attempts),
+            )
+        except Conflict:
+            return Outcome.DROPPED
+        # If this send fails the handler raises, the message comes back, and the
+        # claim finds `resume` set: the continuation happens either way.
+        self.queue.send(task.id)
+        return Outcome.HANDED_OFF
+
+    def _attempt_failed(
+        self, task: TaskRecord, ctx: RunContext, error: ErrorInfo, receipt_handle: str
+    ) -> Outcome:
+        now = self.clock()
+        final = task.attempts >= self.settings.max_attempts
+        changes: dict[str, Any] = {
+            "status": Status.FAILED if final else Status.ERROR,
+            "error": error,
+            "progress": ctx.progress,
+            "lease_until": None,
+            "updated_at": now,
+        }
+        if final:
+            changes["finished_at"] = now
+        try:
+            self.store.update(task.id, changes, _running(task.attempts))
+        except Conflict:
+            return Outcome.DROPPED
+        if final:
+            return Outcome.FAILED
+        self.queue.retry_after(receipt_handle, self.settings.retry_delay(task.attempts))
+        return Outcome.RETRY
+
+    def _fail(self, task: TaskRecord, error: ErrorInfo) -> Outcome:
+        now = self.clock()
+        try:
+            self.store.update(
+                task.id,
+                {"status": Status.FAILED, "error": error, "finished_at": now,
+                 "updated_at": now, "lease_until": None},
+                _running(task.attempts),
+            )
+        except Conflict:
+            return Outcome.DROPPED
+        return Outcome.FAILED
+
+    def _give_up(self, task: TaskRecord, error: ErrorInfo, now: float) -> bool:
+        try:
+            self.store.update(
+                task.id,
+                {"status": Status.FAILED, "error": error, "finished_at": now,
+                 "updated_at": now, "lease_until": None},
+                Expect(statuses=frozenset({Status.READY, Status.ERROR}), attempts=task.attempts),
+                Expect(statuses=frozenset({Status.STARTED}), attempts=task.attempts,
+                       lease_expired_by=now),
+            )
+        except Conflict:
+            return False
+        return True
+
+    def dead_letter(self, task_id: str) -> Outcome:
+        """A message SQS gave up on: the task is failed unless it still runs or ended."""
+        now = self.clock()
+        task = self.store.get(task_id)
+        if task is None or task.is_terminal:
+            return Outcome.DROPPED
+        if task.status is Status.STARTED and task.lease_is_live(now):
+            return Outcome.RETRY  # still running under a live lease: look again later
+        lost = ErrorInfo(
+            "WorkerLost",
+            f"gave up after {task.attempts} attempt(s): the worker stopped (crash or time limit)",
+        )
+        error = task.error if task.status is Status.ERROR and task.error else lost
+        return Outcome.FAILED if self._give_up(task, error, now) else Outcome.RETRY

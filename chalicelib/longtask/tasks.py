@@ -1,0 +1,124 @@
+"""What a task is: its declaration, the context it runs with, and what it may return."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .params import Param, declare
+
+
+class TaskCancelled(BaseException):
+    """Raised inside a task when its user cancelled it.
+
+    A BaseException, like asyncio.CancelledError, so that a task's own
+    `except Exception` does not swallow the cancel.
+    """
+
+
+class TaskContext(Protocol):
+    """What a running task can do besides computing: the seed's vocabulary."""
+
+    attempt: int
+    resume_state: Any
+
+    def log_progress(
+        self, message: str, step: int | None = None, total_steps: int | None = None
+    ) -> None: ...
+
+    def checkpoint(self, state: Any) -> None: ...
+
+    @property
+    def cancelled(self) -> bool: ...
+
+
+TaskFunction = Callable[[dict[str, Any], TaskContext], Any]
+
+
+@dataclass(frozen=True)
+class File:
+    """A result with its own content type and download name (e.g. a CSV report)."""
+
+    body: bytes | str
+    content_type: str = "application/octet-stream"
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class EncodedResult:
+    body: bytes
+    content_type: str
+    filename: str | None
+
+
+def encode_result(value: Any) -> EncodedResult:
+    """The bytes stored in S3 for what a task returned: no pickle, JSON or text only."""
+    if isinstance(value, File):
+        body = value.body.encode() if isinstance(value.body, str) else value.body
+        content_type = value.content_type
+        if isinstance(value.body, str) and "charset" not in content_type:
+            content_type += "; charset=utf-8"
+        return EncodedResult(body, content_type, value.filename)
+    if isinstance(value, bytes):
+        return EncodedResult(value, "application/octet-stream", None)
+    if isinstance(value, str):
+        return EncodedResult(value.encode(), "text/plain; charset=utf-8", None)
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"a task must return str, bytes, File or a JSON value, not {type(value).__name__}"
+        ) from exc
+    return EncodedResult(text.encode(), "application/json", None)
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    kind: str
+    function: TaskFunction
+    title: str
+    description: str
+    params: dict[str, Param]
+
+
+class TaskRegistry:
+    """The task kinds an app offers, in the order they were declared."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskDefinition] = {}
+
+    def add(
+        self,
+        kind: str,
+        function: TaskFunction,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        params: Mapping[str, Param | type] | None = None,
+    ) -> TaskDefinition:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", kind):
+            raise ValueError(f"task kind {kind!r}: use lower case letters, digits and -")
+        if kind in self._tasks:
+            raise ValueError(f"task kind {kind!r} is declared twice")
+        doc = (function.__doc__ or "").strip()
+        definition = TaskDefinition(
+            kind=kind,
+            function=function,
+            title=title or kind.capitalize(),
+            description=description if description is not None else doc,
+            params=declare(params or {}),
+        )
+        self._tasks[kind] = definition
+        return definition
+
+    def get(self, kind: str) -> TaskDefinition | None:
+        return self._tasks.get(kind)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._tasks.values())
+
+    def __len__(self) -> int:
+        return len(self._tasks)

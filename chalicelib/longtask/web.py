@@ -1,0 +1,509 @@
+"""The HTTP interface of SPEC §3: routes, content negotiation, HTML and JSON answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote
+
+from chalice import Chalice, Response
+from chalice.app import Request
+
+from .model import Conflict, Links, Status, TaskRecord, is_task_id, status_document
+from .pages import render, static_file
+from .params import InvalidParams, validate
+from .progress import poll_interval
+
+if TYPE_CHECKING:
+    from .longtasks import LongTasks
+
+log = logging.getLogger("longtask")
+
+OWNER_COOKIE = "longtask_owner"
+_OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_HTML_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+_JSON_HEADERS = {
+    "Content-Type": "application/json",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+_REASONS = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Request too large",
+    415: "Unsupported media type",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+_DEFAULT_PAGE_SIZE = 20
+_MAX_PAGE_SIZE = 100
+
+
+class HttpError(Exception):
+    """An answer other than success, in the error format of SPEC §3."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict[str, str] | None = None,
+        task: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+        self.task = task
+
+
+# -- requests ---------------------------------------------------------------
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _accept_quality(accept: str, wanted: str) -> float:
+    """How much the Accept header likes `wanted`: the q of its most specific match."""
+    best, best_rank = 0.0, -1
+    major = wanted.split("/", 1)[0]
+    for part in accept.split(","):
+        pieces = [p.strip() for p in part.split(";")]
+        media = pieces[0].lower()
+        q = 1.0
+        for param in pieces[1:]:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        rank = {wanted: 2, f"{major}/*": 1, "*/*": 0}.get(media, -1)
+        if rank > best_rank:
+            best, best_rank = q, rank
+    return best
+
+
+def wants_json(request: Request) -> bool:
+    if _media_type(request.headers.get("content-type")) == "application/json":
+        return True
+    accept = request.headers.get("accept") or ""
+    return _accept_quality(accept, "application/json") > _accept_quality(accept, "text/html")
+
+
+def base_path(request: Request) -> str:
+    """The prefix before our routes: "/api" behind API Gateway's stage, "" locally."""
+    context = request.context or {}
+    full = context.get("path") or ""
+    routed = context.get("resourcePath") or ""
+    for name, value in (request.uri_params or {}).items():
+        routed = routed.replace("{" + name + "}", value)
+    if routed and full.endswith(routed):
+        return full[: len(full) - len(routed)].rstrip("/")
+    return ""
+
+
+def _body_text(request: Request, max_bytes: int) -> str:
+    raw = request.raw_body or b""
+    if len(raw) > max_bytes:
+        raise HttpError(413, "too_large", f"the request body is over {max_bytes} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "invalid_body", "the request body is not UTF-8") from None
+
+
+def _json_object(text: str) -> dict[str, list[Any]]:
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = {}
+        for key, value in items:
+            grouped.setdefault(key, []).append(value)
+        return grouped
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        raise HttpError(400, "invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "invalid_json", "the request body must be a JSON object")
+    return {key: values for key, values in data.items()}
+
+
+def read_parameters(request: Request, max_bytes: int) -> dict[str, list[Any]]:
+    """Every parameter of a start request, from its body and query string, by name."""
+    text = _body_text(request, max_bytes)
+    media = _media_type(request.headers.get("content-type"))
+    given: dict[str, list[Any]] = {}
+    if text.strip():
+        if media == "application/json":
+            given = _json_object(text)
+        elif media in ("application/x-www-form-urlencoded", ""):
+            try:
+                given = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+            except ValueError:
+                raise HttpError(400, "invalid_body", "the form has too many fields") from None
+        else:
+            raise HttpError(
+                415,
+                "unsupported_media_type",
+                f"send parameters as application/json or a form, not {media}",
+            )
+    query = request.query_params
+    for name in query or {}:
+        given.setdefault(name, []).extend(query.getlist(name))
+    return given
+
+
+def owner_token(request: Request) -> str | None:
+    cookies = request.headers.get("cookie") or ""
+    for part in cookies.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == OWNER_COOKIE and _OWNER_TOKEN.fullmatch(value):
+            return value
+    return None
+
+
+def owner_of(token: str | None) -> str | None:
+    """What the record keeps of the owner cookie: a hash, never the token itself."""
+    if token is None:
+        return None
+    return hashlib.sha256(f"longtask-owner:{token}".encode()).hexdigest()
+
+
+# -- responses --------------------------------------------------------------
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return Response(body=text, status_code=status, headers={**_JSON_HEADERS, **(headers or {})})
+
+
+def html_response(status: int, html: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(body=html, status_code=status, headers={**_HTML_HEADERS, **(headers or {})})
+
+
+def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body="",
+        status_code=303,
+        headers={"Location": location, "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def error_body(error: HttpError) -> dict[str, Any]:
+    return {"error": {"code": error.code, "message": error.message, "fields": error.fields}}
+
+
+def error_response(error: HttpError, as_json: bool, prefix: str = "") -> Response:
+    headers = {"Cache-Control": "no-store"}
+    if as_json:
+        body = error_body(error)
+        if error.task is not None:
+            body["task"] = error.task
+        return json_response(error.status, body, headers)
+    page = render(
+        "error.html",
+        title=_REASONS.get(error.status, "Error"),
+        error=error,
+        base=prefix,
+    )
+    return html_response(error.status, page, headers)
+
+
+class Web:
+    """Binds the routes of SPEC §3 to one LongTasks and its Chalice app."""
+
+    def __init__(self, tasks: LongTasks) -> None:
+        self.tasks = tasks
+
+    @property
+    def request(self) -> Request:
+        request = self.tasks.app.current_request
+        assert request is not None
+        return request
+
+    def register(self, app: Chalice) -> None:
+        body_types = ["application/x-www-form-urlencoded", "application/json", "text/plain"]
+        routes: list[tuple[str, list[str], Callable[..., Response], list[str] | None]] = [
+            ("/", ["GET"], self.index, None),
+            ("/tasks", ["GET"], self.list_tasks, None),
+            ("/tasks/{kind}", ["POST"], self.start, body_types),
+            ("/tasks/{kind}/{task_id}", ["GET"], self.status, None),
+            ("/tasks/{kind}/{task_id}", ["DELETE"], self.cancel, body_types),
+            ("/tasks/{kind}/{task_id}/result", ["GET"], self.result, None),
+            ("/tasks/{kind}/{task_id}/cancel", ["POST"], self.cancel_form, body_types),
+            ("/static/{name}", ["GET"], self.static, None),
+        ]
+        for path, methods, view, content_types in routes:
+            kwargs: dict[str, Any] = {"methods": methods}
+            if content_types:
+                kwargs["content_types"] = content_types
+            app.route(path, **kwargs)(self._guarded(view))
+        app.register_middleware(self._uniform_errors, "http")
+
+    # -- plumbing
+
+    def _guarded(self, view: Callable[..., Response]) -> Callable[..., Response]:
+        def guarded(**kwargs: str) -> Response:
+            try:
+                return view(**kwargs)
+            except HttpError as error:
+                return error_response(error, wants_json(self.request), base_path(self.request))
+            except Exception:
+                log.exception("unexpected error in %s", view.__name__)
+                error = HttpError(500, "internal_error", "something went wrong on our side")
+                return error_response(error, wants_json(self.request), base_path(self.request))
+
+        guarded.__name__ = view.__name__
+        return guarded
+
+    def _uniform_errors(self, event: Request, get_response: Callable[..., Response]) -> Response:
+        """Chalice answers 405, 415 and 500 itself; give them our error format."""
+        response = get_response(event)
+        body = response.body
+        if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
+            codes = {405: "method_not_allowed", 415: "unsupported_media_type"}
+            message = {
+                405: "this method is not allowed here",
+                415: "send parameters as application/json or a form",
+            }.get(response.status_code, "something went wrong on our side")
+            error = HttpError(
+                response.status_code,
+                codes.get(response.status_code, "internal_error"),
+                message,
+            )
+            as_json = event is not None and wants_json(event)
+            fixed = error_response(error, as_json, base_path(event) if event else "")
+            fixed.headers.update({k: v for k, v in response.headers.items() if k == "Allow"})
+            return fixed
+        return response
+
+    def _links(self, task: TaskRecord, prefix: str) -> Links:
+        own = f"{prefix}/tasks/{quote(task.kind)}/{task.id}"
+        return Links(self=own, result=f"{own}/result", cancel=own)
+
+    def _document(self, task: TaskRecord, now: float) -> dict[str, Any]:
+        return status_document(task, self._links(task, base_path(self.request)), now)
+
+    def _definition(self, kind: str) -> Any:
+        definition = self.tasks.registry.get(kind)
+        if definition is None:
+            raise HttpError(404, "not_found", f"there is no task kind {kind!r}")
+        return definition
+
+    def _load(self, kind: str, task_id: str, now: float) -> TaskRecord:
+        self._definition(kind)
+        if not is_task_id(task_id):
+            raise HttpError(404, "not_found", "there is no such task")
+        task = self.tasks.store.get(task_id)
+        if task is None or task.kind != kind:
+            raise HttpError(404, "not_found", "there is no such task")
+        if task.expires_at is not None and task.expires_at < now:
+            raise HttpError(410, "gone", "this task is past its retention and was removed")
+        return task
+
+    def _cookie(self, token: str) -> str:
+        secure = (self.request.headers.get("x-forwarded-proto") or "").lower() == "https"
+        path = base_path(self.request) or "/"
+        return (
+            f"{OWNER_COOKIE}={token}; Path={path}; Max-Age=31536000; HttpOnly; SameSite=Lax"
+            + ("; Secure" if secure else "")
+        )
+
+    # -- views
+
+    def index(self) -> Response:
+        return self._index_page(200, errors={}, values={})
+
+    def _index_page(
+        self,
+        status: int,
+        errors: dict[str, dict[str, str]],
+        values: dict[str, dict[str, str]],
+    ) -> Response:
+        prefix = base_path(self.request)
+        token = owner_token(self.request)
+        recent: list[dict[str, Any]] = []
+        if token is not None:
+            now = time.time()
+            tasks, _ = self.tasks.store.list_by_owner(owner_of(token) or "", 10)
+            recent = [status_document(t, self._links(t, prefix), now) for t in tasks]
+        page = render(
+            "index.html",
+            base=prefix,
+            definitions=list(self.tasks.registry),
+            errors=errors,
+            values=values,
+            recent=recent,
+        )
+        return html_response(status, page, {"Cache-Control": "no-store"})
+
+    def start(self, kind: str) -> Response:
+        definition = self._definition(kind)
+        as_json = wants_json(self.request)
+        given = read_parameters(self.request, self.tasks.settings.max_body_bytes)
+        try:
+            params = validate(definition.params, given)
+        except InvalidParams as exc:
+            error = HttpError(400, "invalid_parameters", "some parameters are not valid",
+                              exc.fields)
+            if as_json:
+                return error_response(error, True)
+            typed = {k: str(v[0]) for k, v in given.items() if v and isinstance(v[0], str)}
+            return self._index_page(400, {kind: exc.fields}, {kind: typed})
+        token = owner_token(self.request)
+        new_cookie = None
+        if token is None:
+            token = secrets.token_urlsafe(32)
+            new_cookie = self._cookie(token)
+        task = self.tasks.start(definition.kind, params, owner=owner_of(token))
+        now = time.time()
+        document = self._document(task, now)
+        headers = {"Cache-Control": "no-store"}
+        if new_cookie:
+            headers["Set-Cookie"] = new_cookie
+        if as_json:
+            headers.update({"Location": document["links"]["self"], "Retry-After": "1"})
+            return json_response(202, document, headers)
+        return redirect(document["links"]["self"], headers)
+
+    def status(self, kind: str, task_id: str) -> Response:
+        now = time.time()
+        task = self._load(kind, task_id, now)
+        as_json = wants_json(self.request)
+        document = self._document(task, now)
+        if as_json:
+            headers = {"Cache-Control": "no-store"}
+            if not task.is_terminal:
+                headers["Retry-After"] = str(poll_interval(document["elapsed_seconds"]))
+            return json_response(200, document, headers)
+        if task.status is Status.DONE and task.result is not None:
+            return redirect(self.tasks.result_url(task))
+        refresh = None if task.is_terminal else poll_interval(document["elapsed_seconds"])
+        page = render(
+            "status.html",
+            base=base_path(self.request),
+            task=document,
+            title=self._definition(kind).title,
+            refresh=refresh,
+        )
+        return html_response(200, page, {"Cache-Control": "no-store"})
+
+    def result(self, kind: str, task_id: str) -> Response:
+        now = time.time()
+        task = self._load(kind, task_id, now)
+        if task.status is Status.DONE and task.result is not None:
+            return redirect(self.tasks.result_url(task))
+        document = self._document(task, now)
+        if wants_json(self.request):
+            error = HttpError(409, "not_done", f"the task is {task.status.value}, not done",
+                              task=document)
+            return error_response(error, True)
+        return redirect(document["links"]["self"])
+
+    def _cancel(self, kind: str, task_id: str) -> TaskRecord:
+        now = time.time()
+        task = self._load(kind, task_id, now)
+        try:
+            return self.tasks.cancel(task)
+        except Conflict as exc:
+            current = exc.current or task
+            raise HttpError(
+                409,
+                "already_finished",
+                f"the task is already {current.status.value}",
+                task=self._document(current, now),
+            ) from None
+
+    def cancel(self, kind: str, task_id: str) -> Response:
+        task = self._cancel(kind, task_id)
+        return json_response(202, self._document(task, time.time()), {"Cache-Control": "no-store"})
+
+    def cancel_form(self, kind: str, task_id: str) -> Response:
+        try:
+            task = self._cancel(kind, task_id)
+        except HttpError as error:
+            if error.status != 409 or wants_json(self.request):
+                raise
+            task = self._load(kind, task_id, time.time())
+        return redirect(self._links(task, base_path(self.request)).self)
+
+    def list_tasks(self) -> Response:
+        query = self.request.query_params or {}
+        try:
+            limit = int(query.get("limit", _DEFAULT_PAGE_SIZE))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= _MAX_PAGE_SIZE:
+            raise HttpError(400, "invalid_parameters", "limit is not valid",
+                            {"limit": f"must be a whole number from 1 to {_MAX_PAGE_SIZE}"})
+        after = decode_cursor(query.get("next"))
+        owner = owner_of(owner_token(self.request))
+        if after is not None and after["owner"]["S"] != owner:
+            raise HttpError(400, "invalid_parameters", "next is not valid",
+                            {"next": "is not a cursor this service gave out"})
+        tasks: list[TaskRecord] = []
+        last = None
+        if owner is not None:
+            tasks, last = self.tasks.store.list_by_owner(owner, limit, after)
+        now = time.time()
+        body = {
+            "tasks": [self._document(t, now) for t in tasks],
+            "next": encode_cursor(last) if last else None,
+        }
+        return json_response(200, body, {"Cache-Control": "no-store"})
+
+    def static(self, name: str) -> Response:
+        found = static_file(name)
+        if found is None:
+            raise HttpError(404, "not_found", "there is no such file")
+        text, content_type = found
+        return Response(
+            body=text,
+            status_code=200,
+            headers={"Content-Type": content_type, "Cache-Control": "public, max-age=300",
+                     "X-Content-Type-Options": "nosniff"},
+        )
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    """An opaque `next` cursor from DynamoDB's LastEvaluatedKey (ids and dates only)."""
+    flat = {name: value["S"] for name, value in key.items() if "S" in value}
+    return base64.urlsafe_b64encode(json.dumps(flat).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        flat = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(flat, dict) or set(flat) != {"id", "owner", "created_at"}:
+            raise ValueError
+        return {name: {"S": str(value)} for name, value in flat.items()}
+    except (ValueError, binascii.Error):
+        raise HttpError(400, "invalid_parameters", "next is not valid",
+                        {"next": "is not a cursor this service gave out"}) from None
