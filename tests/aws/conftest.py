@@ -1,0 +1,199 @@
+"""In-process moto: the infra template created on a fresh mock AWS for every test."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE = "awstest"
+NAMES = {
+    "LONGTASK_TABLE": f"longtask-{STAGE}-tasks",
+    "LONGTASK_QUEUE": f"longtask-{STAGE}-tasks",
+    "LONGTASK_DLQ": f"longtask-{STAGE}-dead-letters",
+    "LONGTASK_BUCKET": f"longtask-{STAGE}-results-123456789012",
+}
+# Set before app.py is imported: LongTasks reads its settings when it is built.
+os.environ.update(
+    {
+        **NAMES,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "LONGTASK_MAX_ATTEMPTS": "3",
+        "LONGTASK_PROGRESS_INTERVAL": "1.0",
+        "LONGTASK_RETRY_SECONDS": "0",
+        "LONGTASK_LEASE_SECONDS": "30",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@dataclass
+class AwsCalls:
+    """Every AWS operation the code made, counted through a botocore event hook."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    log: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.counts[model.name] += 1
+        self.log.append((model.name, params))
+
+    def reset(self) -> None:
+        self.counts.clear()
+        self.log.clear()
+
+
+CALLS = AwsCalls()
+_HOOKED: list[Any] = []
+
+
+@dataclass
+class Aws:
+    tasks: Any  # the app's LongTasks
+    app_module: Any
+    sqs: Any
+    s3: Any
+    dynamodb: Any
+    calls: AwsCalls
+
+    @property
+    def queue_url(self) -> str:
+        return str(self.sqs.get_queue_url(QueueName=NAMES["LONGTASK_QUEUE"])["QueueUrl"])
+
+    @property
+    def dlq_url(self) -> str:
+        return str(self.sqs.get_queue_url(QueueName=NAMES["LONGTASK_DLQ"])["QueueUrl"])
+
+
+@functools.cache
+def _client(service: str) -> Any:
+    """Test-side clients, kept across tests: a client outlives one mock AWS."""
+    import boto3
+
+    return boto3.client(service)
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    from moto import mock_aws
+
+    with mock_aws():
+        cloudformation = _client("cloudformation")
+        cloudformation.create_stack(
+            StackName=f"longtask-{STAGE}",
+            TemplateBody=(ROOT / "infra" / "template.yaml").read_text(),
+            Parameters=[
+                {"ParameterKey": "Stage", "ParameterValue": STAGE},
+                {"ParameterKey": "MaxAttempts", "ParameterValue": "3"},
+                {"ParameterKey": "VisibilityTimeout", "ParameterValue": "60"},
+            ],
+        )
+        import app as app_module
+
+        tasks = app_module.tasks
+        # The app's clients are made on first use and kept, as on Lambda; each
+        # test still sees a fresh mock AWS through them.
+        for client in (tasks.store.client, tasks.queue.client, tasks.results.client):
+            if client not in _HOOKED:
+                client.meta.events.register("before-parameter-build", CALLS.record)
+                _HOOKED.append(client)
+        CALLS.reset()
+        calls = CALLS
+        yield Aws(
+            tasks=tasks,
+            app_module=app_module,
+            sqs=_client("sqs"),
+            s3=_client("s3"),
+            dynamodb=_client("dynamodb"),
+            calls=calls,
+        )
+
+
+@pytest.fixture
+def client(aws: Aws) -> Iterator[Any]:
+    from chalice.test import Client
+
+    with Client(aws.app_module.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
+        yield test_client
+
+
+def json_headers() -> dict[str, str]:
+    return {"Accept": "application/json", "Content-Type": "application/json"}
+
+
+def start(client: Any, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    response = client.http.post(f"/tasks/{kind}", headers=json_headers(), body=json.dumps(params))
+    assert response.status_code == 202, response.body
+    return dict(json.loads(response.body))
+
+
+def status(client: Any, document: dict[str, Any]) -> dict[str, Any]:
+    response = client.http.get(document["links"]["self"], headers={"Accept": "application/json"})
+    assert response.status_code == 200, response.body
+    return dict(json.loads(response.body))
+
+
+class LambdaContext:
+    """The parts of Lambda's context object the worker reads."""
+
+    def __init__(self, function_name: str, timeout_seconds: float) -> None:
+        self.function_name = function_name
+        self.aws_request_id = "test"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+def deliver(
+    aws: Aws, queue: str = "tasks", max_messages: int = 50, timeout_seconds: float = 60
+) -> list[str]:
+    """Plays Lambda's SQS event source: receive, invoke the handler, delete on success.
+
+    Returns what happened to each message ("deleted" or "kept").
+    """
+    url = aws.queue_url if queue == "tasks" else aws.dlq_url
+    function = "worker" if queue == "tasks" else "dead_letters"
+    handler = getattr(aws.app_module, function)
+    outcomes = []
+    for _ in range(max_messages):
+        received = aws.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=1, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not received:
+            break
+        message = received[0]
+        event = {
+            "Records": [
+                {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": message.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": message["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+        try:
+            handler(event, LambdaContext(function, timeout_seconds))
+        except Exception:
+            outcomes.append("kept")
+            continue
+        aws.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        outcomes.append("deleted")
+    return outcomes
