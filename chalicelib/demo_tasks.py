@@ -56,7 +56,8 @@ def count_primes(params: dict[str, Any], ctx: TaskContext) -> dict[str, int]:
         step += 1
         ctx.checkpoint({"step": step, "count": count})
         ctx.log_progress(
-            f"Sieved block {step} of {steps}: {count:,} primes so far", step=step,
+            f"Sieved block {step} of {steps}: {count:,} primes so far",
+            step=step,
             total_steps=steps,
         )
     return {"limit": limit, "count": count}
@@ -87,8 +88,7 @@ def monthly_report(params: dict[str, Any], ctx: TaskContext) -> File:
         invoices += len(amounts)
         rows.append([date, len(amounts), sum(amounts)])
         ctx.checkpoint({"rows": rows})
-        ctx.log_progress(f"Handling {date}: so far {invoices} invoices", step=day,
-                         total_steps=days)
+        ctx.log_progress(f"Handling {date}: so far {invoices} invoices", step=day, total_steps=days)
     ctx.log_progress("Summing up", step=days, total_steps=days)
     total = sum(row[2] for row in rows)
     ctx.log_progress("Formatting", step=days, total_steps=days)
@@ -96,13 +96,15 @@ def monthly_report(params: dict[str, Any], ctx: TaskContext) -> File:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["date", "invoices", "total", "average", "share_of_month"])
     for date, count, cents in rows:
-        writer.writerow([
-            date,
-            count,
-            f"{cents / 100:.2f}",
-            f"{cents / count / 100:.2f}" if count else "0.00",
-            f"{cents / total:.4f}" if total else "0.0000",
-        ])
+        writer.writerow(
+            [
+                date,
+                count,
+                f"{cents / 100:.2f}",
+                f"{cents / count / 100:.2f}" if count else "0.00",
+                f"{cents / total:.4f}" if total else "0.0000",
+            ]
+        )
     return File(out.getvalue(), content_type="text/csv", filename=f"report-{month}.csv")
 
 
@@ -127,6 +129,7 @@ def sleep(params: dict[str, Any], ctx: TaskContext) -> dict[str, float]:
         time.sleep(nap)
         done = round(done + nap, 3)
         ctx.checkpoint({"slept": done})
-        ctx.log_progress(f"Slept {done:g} of {seconds:g} s", step=math.ceil(done),
-                         total_steps=total)
+        ctx.log_progress(
+            f"Slept {done:g} of {seconds:g} s", step=math.ceil(done), total_steps=total
+        )
     return {"slept": seconds}

@@ -74,9 +74,7 @@ class LongTasks:
         """Declares a task kind: `@tasks.task("primes", params={"limit": Integer(min=2)})`."""
 
         def register(function: TaskFunction) -> TaskFunction:
-            self.registry.add(
-                kind, function, title=title, description=description, params=params
-            )
+            self.registry.add(kind, function, title=title, description=description, params=params)
             return function
 
         return register
@@ -92,9 +90,8 @@ class LongTasks:
             signature_version="s3v4" if service == "s3" else None,
             s3={"addressing_style": "path"} if self.settings.endpoint_url else {},
         )
-        return boto3.session.Session().client(
-            service, endpoint_url=self.settings.endpoint_url, config=config
-        )
+        session: Any = boto3.session.Session()
+        return session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
 
     @cached_property
     def store(self) -> TaskStore:
@@ -135,8 +132,13 @@ class LongTasks:
             log.exception("task %s: could not queue it", task.id)
             self.store.update(
                 task.id,
-                {"status": Status.FAILED, "finished_at": time.time(),
-                 "error": ErrorInfo("QueueError", "the task could not be queued; start it again")},
+                {
+                    "status": Status.FAILED,
+                    "finished_at": time.time(),
+                    "error": ErrorInfo(
+                        "QueueError", "the task could not be queued; start it again"
+                    ),
+                },
             )
             raise
         return task
@@ -160,8 +162,10 @@ class LongTasks:
         context = event.context
         remaining = None
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+
             def remaining() -> float:
                 return float(context.get_remaining_time_in_millis()) / 1000.0
+
         kept = []
         for record in event:
             task_id = decode_message(record.body)

@@ -182,9 +182,7 @@ def status_document(task: TaskRecord, links: Links, now: float) -> dict[str, Any
             "result": links.result if task.status is Status.DONE else None,
             "cancel": None if task.is_terminal else links.cancel,
         },
-        "error": (
-            {"type": task.error.type, "message": task.error.message} if task.error else None
-        ),
+        "error": ({"type": task.error.type, "message": task.error.message} if task.error else None),
     }
 
 

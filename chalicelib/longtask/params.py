@@ -95,8 +95,13 @@ class Integer(Param):
         return value
 
     def html_input(self) -> dict[str, Any]:
-        return {**super().html_input(), "type": "number", "min": self.min, "max": self.max,
-                "step": 1}
+        return {
+            **super().html_input(),
+            "type": "number",
+            "min": self.min,
+            "max": self.max,
+            "step": 1,
+        }
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,13 @@ class Number(Param):
         return value
 
     def html_input(self) -> dict[str, Any]:
-        return {**super().html_input(), "type": "number", "min": self.min, "max": self.max,
-                "step": "any"}
+        return {
+            **super().html_input(),
+            "type": "number",
+            "min": self.min,
+            "max": self.max,
+            "step": "any",
+        }
 
 
 @dataclass(frozen=True)

@@ -301,8 +301,13 @@ class Runner:
                 {
                     "status": Status.DONE,
                     "result": ResultInfo(key, encoded.content_type, encoded.filename),
-                    "progress": Progress(progress.message, progress.total_steps or progress.step,
-                                         progress.total_steps, now, progress.rate),
+                    "progress": Progress(
+                        progress.message,
+                        progress.total_steps or progress.step,
+                        progress.total_steps,
+                        now,
+                        progress.rate,
+                    ),
                     "finished_at": now,
                     "updated_at": now,
                     "lease_until": None,
@@ -365,8 +370,13 @@ class Runner:
         try:
             self.store.update(
                 task.id,
-                {"status": Status.FAILED, "error": error, "finished_at": now,
-                 "updated_at": now, "lease_until": None},
+                {
+                    "status": Status.FAILED,
+                    "error": error,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "lease_until": None,
+                },
                 _running(task.attempts),
             )
         except Conflict:
@@ -377,11 +387,19 @@ class Runner:
         try:
             self.store.update(
                 task.id,
-                {"status": Status.FAILED, "error": error, "finished_at": now,
-                 "updated_at": now, "lease_until": None},
+                {
+                    "status": Status.FAILED,
+                    "error": error,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "lease_until": None,
+                },
                 Expect(statuses=frozenset({Status.READY, Status.ERROR}), attempts=task.attempts),
-                Expect(statuses=frozenset({Status.STARTED}), attempts=task.attempts,
-                       lease_expired_by=now),
+                Expect(
+                    statuses=frozenset({Status.STARTED}),
+                    attempts=task.attempts,
+                    lease_expired_by=now,
+                ),
             )
         except Conflict:
             return False

@@ -43,12 +43,12 @@ class Settings:
                 )
             return value
 
-        def number(name: str, default: float, kind: type = float, least: float = 0) -> float:
+        def number(name: str, default: float, kind: type[float] = float, least: float = 0) -> float:
             raw = env.get(name, "").strip()
             if not raw:
                 return default
             try:
-                value = kind(raw)
+                value = float(kind(raw))
             except ValueError:
                 raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
             if value < least:
@@ -79,4 +79,4 @@ class Settings:
 
     def retry_delay(self, attempt: int) -> float:
         """Backoff before attempt `attempt + 1`: doubling, at most 15 minutes."""
-        return min(self.retry_seconds * 2 ** max(attempt - 1, 0), 900.0)
+        return float(min(self.retry_seconds * 2 ** max(attempt - 1, 0), 900.0))

@@ -10,7 +10,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
@@ -128,6 +128,8 @@ def base_path(request: Request) -> str:
 
 def _body_text(request: Request, max_bytes: int) -> str:
     raw = request.raw_body or b""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
     if len(raw) > max_bytes:
         raise HttpError(413, "too_large", f"the request body is over {max_bytes} bytes")
     try:
@@ -172,8 +174,9 @@ def read_parameters(request: Request, max_bytes: int) -> dict[str, list[Any]]:
                 f"send parameters as application/json or a form, not {media}",
             )
     query = request.query_params
-    for name in query or {}:
-        given.setdefault(name, []).extend(query.getlist(name))
+    if query is not None:
+        for name in query:
+            given.setdefault(name, []).extend(query.getlist(name))
     return given
 
 
@@ -274,8 +277,8 @@ class Web:
                 return error_response(error, wants_json(self.request), base_path(self.request))
             except Exception:
                 log.exception("unexpected error in %s", view.__name__)
-                error = HttpError(500, "internal_error", "something went wrong on our side")
-                return error_response(error, wants_json(self.request), base_path(self.request))
+                unexpected = HttpError(500, "internal_error", "something went wrong on our side")
+                return error_response(unexpected, wants_json(self.request), base_path(self.request))
 
         guarded.__name__ = view.__name__
         return guarded
@@ -328,9 +331,8 @@ class Web:
     def _cookie(self, token: str) -> str:
         secure = (self.request.headers.get("x-forwarded-proto") or "").lower() == "https"
         path = base_path(self.request) or "/"
-        return (
-            f"{OWNER_COOKIE}={token}; Path={path}; Max-Age=31536000; HttpOnly; SameSite=Lax"
-            + ("; Secure" if secure else "")
+        return f"{OWNER_COOKIE}={token}; Path={path}; Max-Age=31536000; HttpOnly; SameSite=Lax" + (
+            "; Secure" if secure else ""
         )
 
     # -- views
@@ -368,8 +370,9 @@ class Web:
         try:
             params = validate(definition.params, given)
         except InvalidParams as exc:
-            error = HttpError(400, "invalid_parameters", "some parameters are not valid",
-                              exc.fields)
+            error = HttpError(
+                400, "invalid_parameters", "some parameters are not valid", exc.fields
+            )
             if as_json:
                 return error_response(error, True)
             typed = {k: str(v[0]) for k, v in given.items() if v and isinstance(v[0], str)}
@@ -419,8 +422,9 @@ class Web:
             return redirect(self.tasks.result_url(task))
         document = self._document(task, now)
         if wants_json(self.request):
-            error = HttpError(409, "not_done", f"the task is {task.status.value}, not done",
-                              task=document)
+            error = HttpError(
+                409, "not_done", f"the task is {task.status.value}, not done", task=document
+            )
             return error_response(error, True)
         return redirect(document["links"]["self"])
 
@@ -452,19 +456,27 @@ class Web:
         return redirect(self._links(task, base_path(self.request)).self)
 
     def list_tasks(self) -> Response:
-        query = self.request.query_params or {}
+        query: Mapping[str, str] = self.request.query_params or {}
         try:
             limit = int(query.get("limit", _DEFAULT_PAGE_SIZE))
         except ValueError:
             limit = -1
         if not 1 <= limit <= _MAX_PAGE_SIZE:
-            raise HttpError(400, "invalid_parameters", "limit is not valid",
-                            {"limit": f"must be a whole number from 1 to {_MAX_PAGE_SIZE}"})
+            raise HttpError(
+                400,
+                "invalid_parameters",
+                "limit is not valid",
+                {"limit": f"must be a whole number from 1 to {_MAX_PAGE_SIZE}"},
+            )
         after = decode_cursor(query.get("next"))
         owner = owner_of(owner_token(self.request))
         if after is not None and after["owner"]["S"] != owner:
-            raise HttpError(400, "invalid_parameters", "next is not valid",
-                            {"next": "is not a cursor this service gave out"})
+            raise HttpError(
+                400,
+                "invalid_parameters",
+                "next is not valid",
+                {"next": "is not a cursor this service gave out"},
+            )
         tasks: list[TaskRecord] = []
         last = None
         if owner is not None:
@@ -484,8 +496,11 @@ class Web:
         return Response(
             body=text,
             status_code=200,
-            headers={"Content-Type": content_type, "Cache-Control": "public, max-age=300",
-                     "X-Content-Type-Options": "nosniff"},
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "public, max-age=300",
+                "X-Content-Type-Options": "nosniff",
+            },
         )
 
 
@@ -505,5 +520,9 @@ def decode_cursor(text: str | None) -> dict[str, Any] | None:
             raise ValueError
         return {name: {"S": str(value)} for name, value in flat.items()}
     except (ValueError, binascii.Error):
-        raise HttpError(400, "invalid_parameters", "next is not valid",
-                        {"next": "is not a cursor this service gave out"}) from None
+        raise HttpError(
+            400,
+            "invalid_parameters",
+            "next is not valid",
+            {"next": "is not a cursor this service gave out"},
+        ) from None

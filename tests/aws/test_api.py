@@ -103,19 +103,42 @@ def test_a_wrong_form_shows_the_error_beside_the_field_and_keeps_what_was_typed(
         ("get", "/tasks/primes/short", {"Accept": "application/json"}, "", 404, "not_found"),
         ("get", "/tasks/primes/" + "A" * 22, {"Accept": "application/json"}, "", 404, "not_found"),
         ("put", "/tasks/primes", {"Accept": "application/json"}, "", 405, "method_not_allowed"),
-        ("post", "/tasks/primes", {"Content-Type": "text/xml", "Accept": "application/json"},
-         "<a/>", 415, "unsupported_media_type"),
+        (
+            "post",
+            "/tasks/primes",
+            {"Content-Type": "text/xml", "Accept": "application/json"},
+            "<a/>",
+            415,
+            "unsupported_media_type",
+        ),
         ("post", "/tasks/primes", json_headers(), "{not json", 400, "invalid_json"),
         ("post", "/tasks/primes", json_headers(), "[1, 2]", 400, "invalid_json"),
-        ("post", "/tasks/primes", json_headers(), json.dumps({"limit": "9" * 70000}), 413,
-         "too_large"),
+        (
+            "post",
+            "/tasks/primes",
+            json_headers(),
+            json.dumps({"limit": "9" * 70000}),
+            413,
+            "too_large",
+        ),
         ("get", "/tasks?limit=0", {"Accept": "application/json"}, "", 400, "invalid_parameters"),
-        ("get", "/tasks?next=garbage", {"Accept": "application/json"}, "", 400,
-         "invalid_parameters"),
+        (
+            "get",
+            "/tasks?next=garbage",
+            {"Accept": "application/json"},
+            "",
+            400,
+            "invalid_parameters",
+        ),
     ],
 )
 def test_bad_requests_get_a_clear_error_never_a_500(
-    client: Any, method: str, path: str, headers: dict[str, str], payload: str, expected: int,
+    client: Any,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    payload: str,
+    expected: int,
     code: str,
 ) -> None:
     kwargs: dict[str, Any] = {"headers": headers}
@@ -136,7 +159,9 @@ def test_errors_come_as_html_pages_for_browsers(client: Any) -> None:
 
 def test_a_malformed_id_is_refused_before_any_aws_call(aws: Aws, client: Any) -> None:
     aws.calls.reset()
-    response = client.http.get("/tasks/primes/..%2F..%2Fetc", headers={"Accept": "application/json"})
+    response = client.http.get(
+        "/tasks/primes/..%2F..%2Fetc", headers={"Accept": "application/json"}
+    )
     assert response.status_code == 404
     assert aws.calls.counts == {}
 
@@ -199,7 +224,8 @@ def test_the_cancel_form_redirects_back_to_the_status_page(client: Any) -> None:
 
 def test_my_tasks_newest_first_one_page_at_a_time(client: Any) -> None:
     first = client.http.post(
-        "/tasks/sleep", headers={"Content-Type": "application/x-www-form-urlencoded"},
+        "/tasks/sleep",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
         body="seconds=1",
     )
     cookie = first.headers["Set-Cookie"].split(";")[0]
@@ -227,8 +253,13 @@ def test_my_tasks_newest_first_one_page_at_a_time(client: Any) -> None:
 def test_a_record_past_its_retention_is_410(aws: Aws, client: Any) -> None:
     now = time.time()
     old = TaskRecord(
-        id="B" * 22, kind="sleep", params={"seconds": 1}, status=Status.DONE,
-        created_at=now - 9 * 86400, updated_at=now - 9 * 86400, expires_at=int(now - 86400),
+        id="B" * 22,
+        kind="sleep",
+        params={"seconds": 1},
+        status=Status.DONE,
+        created_at=now - 9 * 86400,
+        updated_at=now - 9 * 86400,
+        expires_at=int(now - 86400),
     )
     aws.tasks.store.create(old)
     response = client.http.get("/tasks/sleep/" + "B" * 22, headers={"Accept": "application/json"})

@@ -26,8 +26,12 @@ def result_object(aws: Aws, client: Any, document: dict[str, Any]) -> dict[str, 
     if key == location.split("?")[0]:  # virtual-hosted style: https://bucket.s3.../key
         key = location.split("?")[0].split(".amazonaws.com/")[-1]
     obj = aws.s3.get_object(Bucket=aws.tasks.settings.bucket, Key=key)
-    return {"body": obj["Body"].read(), "type": obj["ContentType"],
-            "disposition": obj.get("ContentDisposition"), "sse": obj.get("ServerSideEncryption")}
+    return {
+        "body": obj["Body"].read(),
+        "type": obj["ContentType"],
+        "disposition": obj.get("ContentDisposition"),
+        "sse": obj.get("ServerSideEncryption"),
+    }
 
 
 def test_primes_to_a_million_ends_done_with_its_json_result(aws: Aws, client: Any) -> None:
@@ -50,8 +54,9 @@ def test_primes_to_a_million_ends_done_with_its_json_result(aws: Aws, client: An
     assert again.status_code == 303  # a fresh link every time
 
 
-def test_report_is_a_csv_download_with_its_file_name(aws: Aws, client: Any,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_is_a_csv_download_with_its_file_name(
+    aws: Aws, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from chalicelib import demo_tasks
 
     monkeypatch.setattr(demo_tasks, "_REPORT_DAY_SECONDS", 0)
@@ -85,8 +90,12 @@ def test_a_task_failing_every_time_is_failed_after_the_maximum(aws: Aws, client:
     assert final["status"] == "failed" and final["done"] is True
     assert final["attempts"] == 3
     assert "attempt 3" in final["error"]["message"]
-    assert "Retry-After" not in client.http.get(
-        document["links"]["self"], headers={"Accept": "application/json"}).headers
+    assert (
+        "Retry-After"
+        not in client.http.get(
+            document["links"]["self"], headers={"Accept": "application/json"}
+        ).headers
+    )
     page = client.http.get(document["links"]["self"]).body.decode()
     assert "Failed" in page and "Gave up after 3 attempts" in page
     assert "refresh" not in page  # no endless spinner
@@ -110,8 +119,10 @@ def test_ten_concurrent_deliveries_of_one_task_run_it_once(aws: Aws, client: Any
         aws.tasks.queue.send(document["id"])
     aws.calls.reset()
     outcomes: list[str] = []
-    workers = [threading.Thread(target=lambda: outcomes.extend(deliver(aws, max_messages=1)))
-               for _ in range(10)]
+    workers = [
+        threading.Thread(target=lambda: outcomes.extend(deliver(aws, max_messages=1)))
+        for _ in range(10)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -136,9 +147,11 @@ def test_progress_writes_are_throttled_however_often_a_task_logs(aws: Aws, clien
     deliver(aws)
     assert status(client, document)["status"] == "done"
     updates = [params for name, params in aws.calls.log if name == "UpdateItem"]
-    progress_writes = [p for p in updates
-                       if "#progress_message" in p["UpdateExpression"] and "#status" not in
-                       p["UpdateExpression"]]
+    progress_writes = [
+        p
+        for p in updates
+        if "#progress_message" in p["UpdateExpression"] and "#status" not in p["UpdateExpression"]
+    ]
     calls = json.loads(result_object(aws, client, document)["body"])
     assert calls >= 100_000  # as many calls as the task could make in 2 s
     # claim + one progress write per started second (the first second counts the
@@ -181,8 +194,9 @@ def test_a_task_out_of_time_without_a_checkpoint_fails_with_a_clear_error(
 def test_a_crashed_attempt_is_taken_over_once_its_lease_runs_out(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0})
     # A worker claimed it and died: the record says started, the lease ran out.
-    aws.tasks.store.update(document["id"], {"status": "started", "attempts": 1,
-                                            "lease_until": time.time() - 1})
+    aws.tasks.store.update(
+        document["id"], {"status": "started", "attempts": 1, "lease_until": time.time() - 1}
+    )
     assert deliver(aws) == ["deleted"]
     final = status(client, document)
     assert final["status"] == "done" and final["attempts"] == 2
@@ -190,8 +204,9 @@ def test_a_crashed_attempt_is_taken_over_once_its_lease_runs_out(aws: Aws, clien
 
 def test_a_live_lease_sends_a_duplicate_back_to_the_queue(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0})
-    aws.tasks.store.update(document["id"], {"status": "started", "attempts": 1,
-                                            "lease_until": time.time() + 30})
+    aws.tasks.store.update(
+        document["id"], {"status": "started", "attempts": 1, "lease_until": time.time() + 30}
+    )
     assert deliver(aws, max_messages=1) == ["kept"]
     assert status(client, document)["status"] == "started"
     hidden = aws.sqs.get_queue_attributes(
@@ -202,8 +217,9 @@ def test_a_live_lease_sends_a_duplicate_back_to_the_queue(aws: Aws, client: Any)
 
 def test_the_dead_letter_handler_fails_a_task_whose_worker_died(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0})
-    aws.tasks.store.update(document["id"], {"status": "started", "attempts": 3,
-                                            "lease_until": time.time() - 1})
+    aws.tasks.store.update(
+        document["id"], {"status": "started", "attempts": 3, "lease_until": time.time() - 1}
+    )
     aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=json.dumps({"id": document["id"]}))
     assert deliver(aws, queue="dlq") == ["deleted"]
     final = status(client, document)
@@ -219,8 +235,9 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress(aws: Aws, clien
             time.sleep(0.05)
             seen.append(step)
             if step == 10:
-                client.http.delete(f"/tasks/long/{ctx_id[0]}",
-                                   headers={"Accept": "application/json"})
+                client.http.delete(
+                    f"/tasks/long/{ctx_id[0]}", headers={"Accept": "application/json"}
+                )
             ctx.log_progress("working", step=step, total_steps=200)
         return "finished anyway"
 
