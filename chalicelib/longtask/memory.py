@@ -65,7 +65,7 @@ class MemoryResults:
     objects: dict[str, tuple[bytes, str, str | None]] = field(default_factory=dict)
     puts: int = 0
 
-    def put(self, key: str, body: bytes, content_type: str, filename: str | None) -> None:
+    def put(self, key: str, body: bytes, content_type: str, filename: str) -> None:
         self.objects[key] = (body, content_type, filename)
         self.puts += 1
 

@@ -16,12 +16,13 @@ def humanize_seconds(seconds: float | None) -> str:
     """A duration as people say it: "12 s", "about 3 min", "about 1 h 20 min"."""
     if seconds is None:
         return ""
-    s = max(float(seconds), 0.0)
-    if s < 60:
-        return f"{round(s)} s"
-    if s < 3600:
-        return f"about {round(s / 60)} min"
-    hours, rest = divmod(round(s / 60), 60)
+    whole = round(max(float(seconds), 0.0))
+    if whole < 60:
+        return f"{whole} s"
+    minutes = round(whole / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    hours, rest = divmod(minutes, 60)
     return f"about {hours} h {rest} min" if rest else f"about {hours} h"
 
 
@@ -30,9 +31,26 @@ def time_left(seconds: float | None) -> str:
         return ""
     if seconds < 5:
         return "almost done"
-    if seconds < 60:
-        return f"about {round(seconds / 5) * 5 or 5} s left"
-    return f"{humanize_seconds(seconds)} left"
+    fives = round(seconds / 5) * 5
+    if fives < 60:
+        return f"about {fives} s left"
+    return f"{humanize_seconds(max(seconds, 60.0))} left"
+
+
+_STATES = {
+    "ready": "Waiting for a worker…",
+    "started": "Running",
+    "done": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+def state_text(document: dict[str, Any]) -> str:
+    """The headline of a status page, e.g. "Running" or "Attempt 1 failed, …"."""
+    if document["status"] == "error":
+        return f"Attempt {document['attempts']} failed, trying again soon"
+    return _STATES[document["status"]]
 
 
 @cache

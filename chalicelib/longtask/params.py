@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ class Integer(Param):
             value = int(raw)
         else:
             text = _number_text(raw).replace("_", "x")  # int() would accept 1_000
-            if not re.fullmatch(r"[+-]?\d+", text):
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
                 raise ValueError("must be a whole number")
             value = int(text)
         _check_range(value, self.min, self.max)
@@ -116,12 +117,16 @@ class Number(Param):
             value: float | int = raw
         else:
             text = _number_text(raw)
-            if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+            if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", text):
                 raise ValueError("must be a number")
             value = float(text)
             if value.is_integer() and abs(value) < 2**53:
                 value = int(value)
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
             raise ValueError("must be a finite number")
         _check_range(value, self.min, self.max)
         return value
@@ -150,9 +155,10 @@ class Text(Param):
             raise ValueError("is required")
         if len(text) > self.max_length:
             raise ValueError(f"must be at most {self.max_length} characters")
-        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        if any(unicodedata.category(c) == "Cc" for c in text):
             raise ValueError("must not contain control characters")
-        if self.pattern and not re.fullmatch(self.pattern, text):
+        # ASCII matching, as the browser's pattern attribute does: \d is 0-9 only.
+        if self.pattern and not re.fullmatch(self.pattern, text, re.ASCII):
             raise ValueError(f"must look like {self.example or self.pattern}")
         if self.check is not None:
             self.check(text)

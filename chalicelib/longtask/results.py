@@ -8,16 +8,9 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
-# Types a browser would render as active content are always downloaded.
-_ACTIVE_CONTENT = ("text/html", "image/svg", "application/xhtml", "text/xml", "application/xml")
 
-
-def content_disposition(content_type: str, filename: str | None) -> str | None:
-    attachment = filename is not None or content_type.lower().startswith(_ACTIVE_CONTENT)
-    if not attachment:
-        return None
-    if not filename:
-        return "attachment"
+def content_disposition(filename: str) -> str:
+    """Always a download: the status page stays put and active content never renders."""
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "'")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
@@ -33,16 +26,14 @@ class ResultStore:
     def key_for(task_id: str) -> str:
         return f"results/{task_id}"
 
-    def put(self, key: str, body: bytes, content_type: str, filename: str | None) -> None:
-        disposition = content_disposition(content_type, filename)
-        extra = {"ContentDisposition": disposition} if disposition else {}
+    def put(self, key: str, body: bytes, content_type: str, filename: str) -> None:
         self.client.put_object(
             Bucket=self.bucket,
             Key=key,
             Body=body,
             ContentType=content_type,
+            ContentDisposition=content_disposition(filename),
             ServerSideEncryption="AES256",
-            **extra,  # type: ignore[arg-type]
         )
 
     def url(self, key: str, ttl_seconds: int) -> str:

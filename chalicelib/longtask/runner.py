@@ -23,7 +23,7 @@ from .model import (
 )
 from .progress import ProgressThrottle, update_rate
 from .settings import Settings
-from .tasks import TaskCancelled, TaskRegistry, encode_result
+from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
 
 log = logging.getLogger("longtask")
 
@@ -45,7 +45,7 @@ class Queue(Protocol):
 
 
 class Results(Protocol):
-    def put(self, key: str, body: bytes, content_type: str, filename: str | None) -> None: ...
+    def put(self, key: str, body: bytes, content_type: str, filename: str) -> None: ...
 
 
 class Outcome(StrEnum):
@@ -288,11 +288,12 @@ class Runner:
             wait = max(current.lease_until - now, 0.0) + 1.0
         self.queue.retry_after(receipt_handle, wait)
 
-    def _finish(self, task: TaskRecord, ctx: RunContext, encoded: Any) -> Outcome:
+    def _finish(self, task: TaskRecord, ctx: RunContext, encoded: EncodedResult) -> Outcome:
         key = f"results/{task.id}/{task.attempts}"
         # One object per attempt: a late worker can never overwrite the result
         # that the record points to, because its own final write below fails.
-        self.results.put(key, encoded.body, encoded.content_type, encoded.filename)
+        filename = download_name(encoded, f"{task.kind}-{task.id}")
+        self.results.put(key, encoded.body, encoded.content_type, filename)
         now = self.clock()
         progress = ctx.progress
         try:
@@ -300,7 +301,7 @@ class Runner:
                 task.id,
                 {
                     "status": Status.DONE,
-                    "result": ResultInfo(key, encoded.content_type, encoded.filename),
+                    "result": ResultInfo(key, encoded.content_type, filename),
                     "progress": Progress(
                         progress.message,
                         progress.total_steps or progress.step,

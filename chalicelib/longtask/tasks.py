@@ -57,11 +57,11 @@ class EncodedResult:
 def encode_result(value: Any) -> EncodedResult:
     """The bytes stored in S3 for what a task returned: no pickle, JSON or text only."""
     if isinstance(value, File):
-        body = value.body.encode() if isinstance(value.body, str) else value.body
-        content_type = value.content_type
-        if isinstance(value.body, str) and "charset" not in content_type:
-            content_type += "; charset=utf-8"
-        return EncodedResult(body, content_type, value.filename)
+        if isinstance(value.body, bytes):
+            return EncodedResult(value.body, value.content_type, value.filename)
+        # Text is stored as UTF-8, so the label says UTF-8 whatever charset was given.
+        media = value.content_type.split(";", 1)[0].strip()
+        return EncodedResult(value.body.encode(), f"{media}; charset=utf-8", value.filename)
     if isinstance(value, bytes):
         return EncodedResult(value, "application/octet-stream", None)
     if isinstance(value, str):
@@ -73,6 +73,17 @@ def encode_result(value: Any) -> EncodedResult:
             f"a task must return str, bytes, File or a JSON value, not {type(value).__name__}"
         ) from exc
     return EncodedResult(text.encode(), "application/json", None)
+
+
+_EXTENSIONS = {"application/json": ".json", "text/plain": ".txt", "text/csv": ".csv"}
+
+
+def download_name(result: EncodedResult, stem: str) -> str:
+    """The file name a result downloads as: the task's own, or the stem and a suffix."""
+    if result.filename:
+        return result.filename
+    media = result.content_type.split(";", 1)[0].strip().lower()
+    return stem + _EXTENSIONS.get(media, ".bin")
 
 
 @dataclass(frozen=True)

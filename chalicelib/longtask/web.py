@@ -18,7 +18,7 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from .model import Conflict, Links, Status, TaskRecord, is_task_id, status_document
-from .pages import render, static_file
+from .pages import render, state_text, static_file
 from .params import InvalidParams, validate
 from .progress import poll_interval
 
@@ -396,22 +396,26 @@ class Web:
     def status(self, kind: str, task_id: str) -> Response:
         now = time.time()
         task = self._load(kind, task_id, now)
-        as_json = wants_json(self.request)
         document = self._document(task, now)
-        if as_json:
+        if wants_json(self.request):
             headers = {"Cache-Control": "no-store"}
             if not task.is_terminal:
                 headers["Retry-After"] = str(poll_interval(document["elapsed_seconds"]))
             return json_response(200, document, headers)
-        if task.status is Status.DONE and task.result is not None:
+        # A bookmarked status URL leads to the result; the page's own refresh asks
+        # with ?wait=1 and gets a "Done" page that starts the download instead.
+        query: Mapping[str, str] = self.request.query_params or {}
+        waited = query.get("wait") == "1"
+        if task.status is Status.DONE and task.result is not None and not waited:
             return redirect(self.tasks.result_url(task))
-        refresh = None if task.is_terminal else poll_interval(document["elapsed_seconds"])
         page = render(
             "status.html",
             base=base_path(self.request),
             task=document,
             title=self._definition(kind).title,
-            refresh=refresh,
+            state_text=state_text(document),
+            refresh=None if task.is_terminal else poll_interval(document["elapsed_seconds"]),
+            download=waited and task.status is Status.DONE,
         )
         return html_response(200, page, {"Cache-Control": "no-store"})
 

@@ -176,7 +176,7 @@ def test_the_status_of_a_waiting_task(aws: Aws, client: Any) -> None:
     assert aws.calls.counts == {"GetItem": 1}  # a poll is one read
     page = client.http.get(document["links"]["self"])
     html = page.body.decode()
-    assert '<meta http-equiv="refresh" content="1">' in html
+    assert f'<meta http-equiv="refresh" content="1;url={document["links"]["self"]}?wait=1">' in html
     assert "<progress" in html and 'aria-live="polite"' in html
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.headers["Referrer-Policy"] == "no-referrer"
