@@ -56,7 +56,7 @@ class MemoryQueue:
     def send(self, task_id: str, delay_seconds: int = 0) -> None:
         self.sent.append((task_id, delay_seconds))
 
-    def retry_after(self, receipt_handle: str, seconds: float) -> None:
+    def show_again_in(self, receipt_handle: str, seconds: float) -> None:
         self.visibility.append((receipt_handle, seconds))
 
 

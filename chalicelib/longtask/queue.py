@@ -49,8 +49,8 @@ class TaskQueue:
             DelaySeconds=max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
         )
 
-    def retry_after(self, receipt_handle: str, seconds: float) -> None:
-        """Makes a received message visible again in `seconds` (the retry backoff)."""
+    def show_again_in(self, receipt_handle: str, seconds: float) -> None:
+        """Makes a received message visible again in `seconds` (a backoff, or a lease)."""
         self.client.change_message_visibility(
             QueueUrl=self.url,
             ReceiptHandle=receipt_handle,

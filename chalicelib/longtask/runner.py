@@ -41,7 +41,7 @@ class Store(Protocol):
 class Queue(Protocol):
     def send(self, task_id: str, delay_seconds: int = 0) -> None: ...
 
-    def retry_after(self, receipt_handle: str, seconds: float) -> None: ...
+    def show_again_in(self, receipt_handle: str, seconds: float) -> None: ...
 
 
 class Results(Protocol):
@@ -89,11 +89,14 @@ class RunContext:
         task: TaskRecord,
         lease_seconds: float,
         deadline: float | None,
+        receipt_handle: str,
     ) -> None:
         self._runner = runner
         self._task = task
         self._lease_seconds = lease_seconds
         self._deadline = deadline
+        self._receipt_handle = receipt_handle
+        self._visible_at = runner.clock() + lease_seconds
         self._throttle = ProgressThrottle(runner.settings.progress_interval)
         self._throttle.wrote(runner.clock())  # the claim itself just wrote
         self._checked_cancel_at = runner.clock()
@@ -124,12 +127,12 @@ class RunContext:
             self.flush(now)
 
     def checkpoint(self, state: Any) -> None:
+        """Keeps `state` (JSON) to resume from; it is written with the next progress."""
         text = json.dumps(state, allow_nan=False, separators=(",", ":"))
         if len(text.encode()) > MAX_CHECKPOINT_BYTES:
             raise ValueError(f"a checkpoint must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
         self._checkpoint = json.loads(text)
         self._checkpoint_dirty = True
-        self._check_time(self._runner.clock())
 
     @property
     def cancelled(self) -> bool:
@@ -162,6 +165,18 @@ class RunContext:
             raise _LostClaim() from None
         self._checkpoint_dirty = False
         self._throttle.wrote(now)
+        if self._visible_at - now < self._lease_seconds / 2:
+            self.hide_message(now)
+
+    def hide_message(self, now: float) -> None:
+        """Keeps this attempt's message hidden as long as its lease.
+
+        If the worker dies, the message shows again about when the lease runs
+        out, and the next delivery takes the task over: recovery takes one lease,
+        not the queue's visibility timeout (six times the worker's timeout).
+        """
+        self._runner.queue.show_again_in(self._receipt_handle, self._lease_seconds)
+        self._visible_at = now + self._lease_seconds
 
     def _check_time(self, now: float) -> None:
         if self._deadline is not None and now >= self._deadline:
@@ -201,7 +216,8 @@ class Runner:
             # Keep enough of the invocation to save a checkpoint and hand over.
             margin = min(max(2.0, 0.1 * invocation), 60.0)
             deadline = now + invocation - margin
-        ctx = RunContext(self, task, lease, deadline)
+        ctx = RunContext(self, task, lease, deadline, receipt_handle)
+        ctx.hide_message(now)
         try:
             value = definition.function(dict(task.params), ctx)
             encoded = encode_result(value)
@@ -286,7 +302,7 @@ class Runner:
         wait = 1.0
         if current is not None and current.lease_until:
             wait = max(current.lease_until - now, 0.0) + 1.0
-        self.queue.retry_after(receipt_handle, wait)
+        self.queue.show_again_in(receipt_handle, wait)
 
     def _finish(self, task: TaskRecord, ctx: RunContext, encoded: EncodedResult) -> Outcome:
         key = f"results/{task.id}/{task.attempts}"
@@ -363,7 +379,7 @@ class Runner:
             return Outcome.DROPPED
         if final:
             return Outcome.FAILED
-        self.queue.retry_after(receipt_handle, self.settings.retry_delay(task.attempts))
+        self.queue.show_again_in(receipt_handle, self.settings.retry_delay(task.attempts))
         return Outcome.RETRY
 
     def _fail(self, task: TaskRecord, error: ErrorInfo) -> Outcome:

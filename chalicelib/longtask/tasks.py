@@ -22,17 +22,25 @@ class TaskCancelled(BaseException):
 class TaskContext(Protocol):
     """What a running task can do besides computing: the seed's vocabulary."""
 
-    attempt: int
-    resume_state: Any
+    attempt: int  # 1 on the first attempt, 2 on the first retry, ...
+    resume_state: Any  # the last checkpoint of an earlier invocation, or None
 
     def log_progress(
         self, message: str, step: int | None = None, total_steps: int | None = None
-    ) -> None: ...
+    ) -> None:
+        """Reports progress; call it as often as you like, writes are throttled.
 
-    def checkpoint(self, state: Any) -> None: ...
+        Raises TaskCancelled when the user cancelled the task. When the Lambda
+        invocation runs short, a task that has a checkpoint is handed over to
+        the next invocation from here.
+        """
+
+    def checkpoint(self, state: Any) -> None:
+        """Keeps a small JSON state that a later invocation resumes from."""
 
     @property
-    def cancelled(self) -> bool: ...
+    def cancelled(self) -> bool:
+        """Whether the user cancelled the task (checked at most once per interval)."""
 
 
 TaskFunction = Callable[[dict[str, Any], TaskContext], Any]
