@@ -21,7 +21,7 @@ from .store import TaskStore
 from .tasks import TaskFunction, TaskRegistry
 from .web import Web
 
-log = logging.getLogger("longtask")
+log = logging.getLogger(__name__)
 
 
 class RetryLater(Exception):
@@ -42,6 +42,9 @@ class LongTasks:
     def __init__(self, app: Chalice, settings: Settings | None = None) -> None:
         self.app = app
         self.settings = settings or Settings.from_env()
+        # Task outcomes are worth a line in the logs; Lambda's root logger would
+        # otherwise drop INFO.
+        logging.getLogger("chalicelib.longtask").setLevel(logging.INFO)
         self.registry = TaskRegistry()
         Web(self).register(app)
 

@@ -25,7 +25,7 @@ from .progress import ProgressThrottle, update_rate
 from .settings import Settings
 from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
 
-log = logging.getLogger("longtask")
+log = logging.getLogger(__name__)
 
 # A checkpoint lives in the task record, whose item DynamoDB caps at 400 KB.
 MAX_CHECKPOINT_BYTES = 64 * 1024

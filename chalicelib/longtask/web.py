@@ -25,7 +25,7 @@ from .progress import poll_interval
 if TYPE_CHECKING:
     from .longtasks import LongTasks
 
-log = logging.getLogger("longtask")
+log = logging.getLogger(__name__)
 
 OWNER_COOKIE = "longtask_owner"
 _OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")

@@ -1,0 +1,1 @@
+"""Development tooling (the local stack); lives outside chalicelib/ so it is never packaged."""
