@@ -28,6 +28,7 @@ class Settings:
     retention_days: int = 7
     max_body_bytes: int = 65536
     retry_seconds: float = 10.0
+    private: bool = False  # status and results for their owner only
     endpoint_url: str | None = None
 
     @classmethod
@@ -68,6 +69,7 @@ class Settings:
             retention_days=int(number("LONGTASK_RETENTION_DAYS", 7, int, 1)),
             max_body_bytes=int(number("LONGTASK_MAX_BODY_BYTES", 65536, int, 1)),
             retry_seconds=number("LONGTASK_RETRY_SECONDS", 10.0, float, 0),
+            private=env.get("LONGTASK_PRIVATE", "").strip().lower() in ("1", "true", "yes"),
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )
 

@@ -18,6 +18,7 @@ from chalice import Chalice, Response
 from chalice.app import Request
 
 from .model import Conflict, Links, Status, TaskRecord, is_task_id, status_document
+from .openapi import openapi_document
 from .pages import render, state_text, static_file
 from .params import InvalidParams, validate
 from .progress import poll_interval
@@ -47,7 +48,7 @@ _JSON_HEADERS = {
 }
 _REASONS = {
     400: "Bad request",
-    403: "Forbidden",
+    403: "Refused",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
@@ -196,6 +197,37 @@ def owner_of(token: str | None) -> str | None:
     return hashlib.sha256(f"longtask-owner:{token}".encode()).hexdigest()
 
 
+def principal_of(request: Request) -> str | None:
+    """The caller named by a Chalice authorizer, where one is configured."""
+    authorizer = (request.context or {}).get("authorizer") or {}
+    principal = authorizer.get("principalId") if isinstance(authorizer, dict) else None
+    return str(principal) if principal else None
+
+
+def caller_owner(request: Request) -> str | None:
+    """Who is asking, as task records store it: the authorizer's principal, or the cookie."""
+    principal = principal_of(request)
+    if principal is not None:
+        return owner_of(f"principal:{principal}")
+    return owner_of(owner_token(request))
+
+
+def cross_site(request: Request) -> bool:
+    """Whether a browser sent this request from another site (a CSRF attempt).
+
+    Browsers say so in Sec-Fetch-Site; older ones at least send Origin on a
+    POST, which must then name the host the request went to.
+    """
+    site = (request.headers.get("sec-fetch-site") or "").lower()
+    if site and site not in ("same-origin", "none"):
+        return True
+    origin: str | None = request.headers.get("origin")
+    if origin is None:
+        return False
+    host = str(request.headers.get("host") or "").lower()
+    return bool(origin.lower().split("://", 1)[-1].rstrip("/") != host)
+
+
 # -- responses --------------------------------------------------------------
 
 
@@ -249,22 +281,20 @@ class Web:
         return request
 
     def register(self, app: Chalice) -> None:
-        body_types = ["application/x-www-form-urlencoded", "application/json", "text/plain"]
-        routes: list[tuple[str, list[str], Callable[..., Response], list[str] | None]] = [
-            ("/", ["GET"], self.index, None),
-            ("/tasks", ["GET"], self.list_tasks, None),
-            ("/tasks/{kind}", ["POST"], self.start, body_types),
-            ("/tasks/{kind}/{task_id}", ["GET"], self.status, None),
-            ("/tasks/{kind}/{task_id}", ["DELETE"], self.cancel, body_types),
-            ("/tasks/{kind}/{task_id}/result", ["GET"], self.result, None),
-            ("/tasks/{kind}/{task_id}/cancel", ["POST"], self.cancel_form, body_types),
-            ("/static/{name}", ["GET"], self.static, None),
+        routes: list[tuple[str, str, Callable[..., Response]]] = [
+            ("/", "GET", self.index),
+            ("/tasks", "GET", self.list_tasks),
+            ("/tasks/{kind}", "POST", self.start),
+            ("/tasks/{kind}/{task_id}", "GET", self.status),
+            ("/tasks/{kind}/{task_id}", "DELETE", self.cancel),
+            ("/tasks/{kind}/{task_id}/result", "GET", self.result),
+            ("/tasks/{kind}/{task_id}/cancel", "POST", self.cancel_form),
+            ("/static/{name}", "GET", self.static),
+            ("/openapi.json", "GET", self.openapi),
         ]
-        for path, methods, view, content_types in routes:
-            kwargs: dict[str, Any] = {"methods": methods}
-            if content_types:
-                kwargs["content_types"] = content_types
-            app.route(path, **kwargs)(self._guarded(view))
+        for path, method, view in routes:
+            # Every body type reaches the view, which answers 415 in our own format.
+            app.route(path, methods=[method], content_types=["*/*"])(self._guarded(view))
         app.register_middleware(self._uniform_errors, "http")
 
     # -- plumbing
@@ -272,6 +302,8 @@ class Web:
     def _guarded(self, view: Callable[..., Response]) -> Callable[..., Response]:
         def guarded(**kwargs: str) -> Response:
             try:
+                if self.request.method in ("POST", "DELETE") and cross_site(self.request):
+                    raise HttpError(403, "cross_site", "requests from other sites are refused")
                 return view(**kwargs)
             except HttpError as error:
                 return error_response(error, wants_json(self.request), base_path(self.request))
@@ -284,20 +316,14 @@ class Web:
         return guarded
 
     def _uniform_errors(self, event: Request, get_response: Callable[..., Response]) -> Response:
-        """Chalice answers 405, 415 and 500 itself; give them our error format."""
+        """Chalice answers 405 and 500 itself; give them our error format."""
         response = get_response(event)
         body = response.body
         if response.status_code >= 400 and isinstance(body, dict) and "Code" in body:
-            codes = {405: "method_not_allowed", 415: "unsupported_media_type"}
-            message = {
-                405: "this method is not allowed here",
-                415: "send parameters as application/json or a form",
-            }.get(response.status_code, "something went wrong on our side")
-            error = HttpError(
-                response.status_code,
-                codes.get(response.status_code, "internal_error"),
-                message,
-            )
+            if response.status_code == 405:
+                error = HttpError(405, "method_not_allowed", "this method is not allowed here")
+            else:
+                error = HttpError(500, "internal_error", "something went wrong on our side")
             as_json = event is not None and wants_json(event)
             fixed = error_response(error, as_json, base_path(event) if event else "")
             fixed.headers.update({k: v for k, v in response.headers.items() if k == "Allow"})
@@ -309,7 +335,10 @@ class Web:
         return Links(self=own, result=f"{own}/result", cancel=own)
 
     def _document(self, task: TaskRecord, now: float) -> dict[str, Any]:
-        return status_document(task, self._links(task, base_path(self.request)), now)
+        document = status_document(task, self._links(task, base_path(self.request)), now)
+        if task.owner != caller_owner(self.request):
+            document["links"]["cancel"] = None  # only its owner may cancel a task
+        return document
 
     def _definition(self, kind: str) -> Any:
         definition = self.tasks.registry.get(kind)
@@ -317,12 +346,15 @@ class Web:
             raise HttpError(404, "not_found", f"there is no task kind {kind!r}")
         return definition
 
-    def _load(self, kind: str, task_id: str, now: float) -> TaskRecord:
+    def _load(self, kind: str, task_id: str, now: float, owner_only: bool = False) -> TaskRecord:
+        """The task, if the caller may see it; others get the same 404 as for no task."""
         self._definition(kind)
         if not is_task_id(task_id):
             raise HttpError(404, "not_found", "there is no such task")
         task = self.tasks.store.get(task_id)
         if task is None or task.kind != kind:
+            raise HttpError(404, "not_found", "there is no such task")
+        if (owner_only or self.tasks.settings.private) and task.owner != caller_owner(self.request):
             raise HttpError(404, "not_found", "there is no such task")
         if task.expires_at is not None and task.expires_at < now:
             raise HttpError(410, "gone", "this task is past its retention and was removed")
@@ -347,11 +379,11 @@ class Web:
         values: dict[str, dict[str, str]],
     ) -> Response:
         prefix = base_path(self.request)
-        token = owner_token(self.request)
+        owner = caller_owner(self.request)
         recent: list[dict[str, Any]] = []
-        if token is not None:
+        if owner is not None:
             now = time.time()
-            tasks, _ = self.tasks.store.list_by_owner(owner_of(token) or "", 10)
+            tasks, _ = self.tasks.store.list_by_owner(owner, 10)
             recent = [status_document(t, self._links(t, prefix), now) for t in tasks]
         page = render(
             "index.html",
@@ -377,12 +409,13 @@ class Web:
                 return error_response(error, True)
             typed = {k: str(v[0]) for k, v in given.items() if v and isinstance(v[0], str)}
             return self._index_page(400, {kind: exc.fields}, {kind: typed})
-        token = owner_token(self.request)
+        owner = caller_owner(self.request)
         new_cookie = None
-        if token is None:
+        if owner is None:
             token = secrets.token_urlsafe(32)
             new_cookie = self._cookie(token)
-        task = self.tasks.start(definition.kind, params, owner=owner_of(token))
+            owner = owner_of(token)
+        task = self.tasks.start(definition.kind, params, owner=owner)
         now = time.time()
         document = self._document(task, now)
         headers = {"Cache-Control": "no-store"}
@@ -434,7 +467,7 @@ class Web:
 
     def _cancel(self, kind: str, task_id: str) -> TaskRecord:
         now = time.time()
-        task = self._load(kind, task_id, now)
+        task = self._load(kind, task_id, now, owner_only=True)
         try:
             return self.tasks.cancel(task)
         except Conflict as exc:
@@ -473,7 +506,7 @@ class Web:
                 {"limit": f"must be a whole number from 1 to {_MAX_PAGE_SIZE}"},
             )
         after = decode_cursor(query.get("next"))
-        owner = owner_of(owner_token(self.request))
+        owner = caller_owner(self.request)
         if after is not None and after["owner"]["S"] != owner:
             raise HttpError(
                 400,
@@ -491,6 +524,10 @@ class Web:
             "next": encode_cursor(last) if last else None,
         }
         return json_response(200, body, {"Cache-Control": "no-store"})
+
+    def openapi(self) -> Response:
+        document = openapi_document(list(self.tasks.registry), base_path(self.request) or "/")
+        return json_response(200, document, {"Cache-Control": "public, max-age=300"})
 
     def static(self, name: str) -> Response:
         found = static_file(name)

@@ -131,8 +131,12 @@ def client(aws: Aws) -> Iterator[Any]:
         yield test_client
 
 
+# The test's own owner cookie, as a browser or `curl -b` would send it back.
+OWNER = {"Cookie": "longtask_owner=" + "o" * 43}
+
+
 def json_headers() -> dict[str, str]:
-    return {"Accept": "application/json", "Content-Type": "application/json"}
+    return {"Accept": "application/json", "Content-Type": "application/json", **OWNER}
 
 
 def start(client: Any, kind: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.longtask.model import Status, TaskRecord
 
-from .conftest import Aws, deliver, json_headers, start, status
+from .conftest import OWNER, Aws, deliver, json_headers, start, status
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -198,10 +198,10 @@ def test_the_result_of_an_unfinished_task_is_409_for_programs_and_a_redirect_for
 
 def test_cancel_stops_a_waiting_task_for_good(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 3})
-    response = client.http.delete(document["links"]["self"], headers={"Accept": "application/json"})
+    response = client.http.delete(document["links"]["self"], headers=json_headers())
     assert response.status_code == 202
     assert body(response)["status"] == "cancelled" and body(response)["done"] is True
-    again = client.http.delete(document["links"]["self"], headers={"Accept": "application/json"})
+    again = client.http.delete(document["links"]["self"], headers=json_headers())
     assert again.status_code == 409
     # Its message is still on the queue; delivering it runs nothing.
     assert deliver(aws) == ["deleted"]
@@ -213,7 +213,7 @@ def test_the_cancel_form_redirects_back_to_the_status_page(client: Any) -> None:
     document = start(client, "sleep", {"seconds": 3})
     response = client.http.post(
         document["links"]["self"] + "/cancel",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        headers={"Content-Type": "application/x-www-form-urlencoded", **OWNER},
         body="",
     )
     assert response.status_code == 303

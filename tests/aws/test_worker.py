@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.longtask.tasks import TaskContext
 
-from .conftest import Aws, deliver, start, status
+from .conftest import Aws, deliver, json_headers, start, status
 
 
 def result_object(aws: Aws, client: Any, document: dict[str, Any]) -> dict[str, Any]:
@@ -237,9 +237,7 @@ def test_cancelling_a_running_task_stops_it_at_its_next_progress(aws: Aws, clien
             time.sleep(0.05)
             seen.append(step)
             if step == 10:
-                client.http.delete(
-                    f"/tasks/long/{ctx_id[0]}", headers={"Accept": "application/json"}
-                )
+                client.http.delete(f"/tasks/long/{ctx_id[0]}", headers=json_headers())
             ctx.log_progress("working", step=step, total_steps=200)
         return "finished anyway"
 
