@@ -53,6 +53,19 @@ def state_text(document: dict[str, Any]) -> str:
     return _STATES[document["status"]]
 
 
+def status_message(document: dict[str, Any]) -> str:
+    """The line under the headline: the task's own message while it runs."""
+    status, message = document["status"], document["progress"]["message"]
+    if status == "ready":
+        return "Queued: it starts as soon as a worker is free."
+    if status == "done":
+        elapsed = document["elapsed_seconds"]
+        return f"Finished in {humanize_seconds(elapsed)}." if elapsed is not None else "Finished."
+    if status == "cancelled" and not message:
+        return "Cancelled before it started."
+    return str(message or ("Starting…" if status == "started" else ""))
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -69,6 +82,29 @@ def _environment() -> jinja2.Environment:
 
 def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
+
+
+def render_status(
+    document: dict[str, Any],
+    *,
+    title: str,
+    parameters: list[tuple[str, Any]],
+    base: str = "",
+    refresh: int | None = None,
+    download: bool = False,
+) -> str:
+    """The status page of one task, from its status document."""
+    return render(
+        "status.html",
+        base=base,
+        task=document,
+        title=title,
+        parameters=parameters,
+        state_text=state_text(document),
+        message=status_message(document),
+        refresh=refresh,
+        download=download,
+    )
 
 
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}

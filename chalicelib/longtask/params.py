@@ -39,12 +39,16 @@ class Param:
     def parse(self, raw: Any) -> Any:
         raise NotImplementedError
 
+    def hint(self) -> str:
+        """What the form says under the field: the help text, or the accepted values."""
+        return self.help or ""
+
     def html_input(self) -> dict[str, Any]:
         """Attributes of the HTML <input> that asks for this parameter."""
         return {
             "type": "text",
             "required": self.required,
-            "placeholder": self.example,
+            "placeholder": f"e.g. {self.example}" if self.example else None,
             "value": None if self.required else self.default,
             "min": None,
             "max": None,
@@ -64,6 +68,16 @@ def _number_text(raw: Any) -> str:
     if len(text) > _MAX_RAW_NUMBER_CHARS:
         raise ValueError("is too long to be a number")
     return text
+
+
+def _range_hint(kind: str, least: float | None, most: float | None) -> str:
+    if least is not None and most is not None:
+        return f"{kind} from {least:,} to {most:,}."
+    if least is not None:
+        return f"{kind} of at least {least:,}."
+    if most is not None:
+        return f"{kind} of at most {most:,}."
+    return f"{kind}."
 
 
 def _check_range(value: float, least: float | None, most: float | None) -> None:
@@ -94,6 +108,9 @@ class Integer(Param):
             value = int(text)
         _check_range(value, self.min, self.max)
         return value
+
+    def hint(self) -> str:
+        return self.help or _range_hint("A whole number", self.min, self.max)
 
     def html_input(self) -> dict[str, Any]:
         return {
@@ -131,6 +148,9 @@ class Number(Param):
         _check_range(value, self.min, self.max)
         return value
 
+    def hint(self) -> str:
+        return self.help or _range_hint("A number", self.min, self.max)
+
     def html_input(self) -> dict[str, Any]:
         return {
             **super().html_input(),
@@ -163,6 +183,11 @@ class Text(Param):
         if self.check is not None:
             self.check(text)
         return text
+
+    def hint(self) -> str:
+        if self.help:
+            return self.help
+        return f"Like {self.example}." if self.example else ""
 
     def html_input(self) -> dict[str, Any]:
         return {**super().html_input(), "pattern": self.pattern, "maxlength": self.max_length}

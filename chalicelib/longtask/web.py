@@ -19,7 +19,7 @@ from chalice.app import Request
 
 from .model import Conflict, Links, Status, TaskRecord, is_task_id, status_document
 from .openapi import openapi_document
-from .pages import render, state_text, static_file
+from .pages import render, render_status, static_file
 from .params import InvalidParams, validate
 from .progress import poll_interval
 
@@ -219,8 +219,10 @@ def cross_site(request: Request) -> bool:
     POST, which must then name the host the request went to.
     """
     site = (request.headers.get("sec-fetch-site") or "").lower()
-    if site and site not in ("same-origin", "none"):
-        return True
+    if site:
+        # Trusted where present: with Referrer-Policy no-referrer, Chromium sends
+        # "Origin: null" even on a same-origin form post.
+        return site not in ("same-origin", "none")
     origin: str | None = request.headers.get("origin")
     if origin is None:
         return False
@@ -389,6 +391,7 @@ class Web:
             "index.html",
             base=prefix,
             definitions=list(self.tasks.registry),
+            titles={d.kind: d.title for d in self.tasks.registry},
             errors=errors,
             values=values,
             recent=recent,
@@ -441,12 +444,16 @@ class Web:
         waited = query.get("wait") == "1"
         if task.status is Status.DONE and task.result is not None and not waited:
             return redirect(self.tasks.result_url(task))
-        page = render(
-            "status.html",
+        definition = self._definition(kind)
+        parameters = [
+            (param.label or name.replace("_", " ").capitalize(), task.params.get(name))
+            for name, param in definition.params.items()
+        ]
+        page = render_status(
+            document,
+            title=definition.title,
+            parameters=parameters,
             base=base_path(self.request),
-            task=document,
-            title=self._definition(kind).title,
-            state_text=state_text(document),
             refresh=None if task.is_terminal else poll_interval(document["elapsed_seconds"]),
             download=waited and task.status is Status.DONE,
         )

@@ -349,7 +349,7 @@ def test_html_inputs_carry_the_declared_limits() -> None:
     assert integer["type"] == "number"
     assert (integer["min"], integer["max"], integer["step"]) == (2, 50_000_000, 1)
     assert integer["required"] is True
-    assert integer["placeholder"] == "1000000"
+    assert integer["placeholder"] == "e.g. 1000000"
     assert Number(min=0).html_input()["step"] == "any"
     text = Text(pattern=r"\d{4}-\d{2}", max_length=7).html_input()
     assert (text["type"], text["pattern"], text["maxlength"]) == ("text", r"\d{4}-\d{2}", 7)

@@ -32,14 +32,21 @@
     return duration(Math.max(s, 60)) + " left";
   }
 
+  // The same lines as the server's pages (pages.py: status_message).
+  function statusMessage(doc) {
+    var message = doc.progress.message;
+    if (doc.status === "ready") { return "Queued: it starts as soon as a worker is free."; }
+    if (doc.status === "done") {
+      return doc.elapsed_seconds === null ? "Finished."
+                                          : "Finished in " + duration(doc.elapsed_seconds) + ".";
+    }
+    if (doc.status === "cancelled" && !message) { return "Cancelled before it started."; }
+    return message || (doc.status === "started" ? "Starting…" : "");
+  }
+
   function el(id) { return document.getElementById(id); }
   function show(id, visible) { el(id).hidden = !visible; }
   function text(id, value) { el(id).textContent = value; }
-
-  // Replaces the page's self-refresh: this script keeps the page current instead.
-  Array.prototype.forEach.call(document.querySelectorAll("meta[http-equiv=refresh]"), function (m) {
-    if (m.getAttribute("content").indexOf("wait=1") !== -1) { m.parentNode.removeChild(m); }
-  });
 
   function render(doc) {
     var p = doc.progress;
@@ -50,12 +57,13 @@
     show("bar-box", !doc.done);
     var bar = el("bar");
     if (p.percent === null) { bar.removeAttribute("value"); } else { bar.value = p.percent; }
-    bar.textContent = p.percent === null ? "working" : p.percent + " %";
-    if (el("message").textContent !== p.message) { text("message", p.message); }
-    show("steps-box", !!p.total_steps);
+    bar.textContent = p.percent === null ? "working" : Math.round(p.percent) + " %";
+    var message = statusMessage(doc);
+    if (el("message").textContent !== message) { text("message", message); }
+    show("steps-box", !!p.total_steps && !doc.done);
     if (p.total_steps) {
       text("steps", (p.step || 0) + " of " + p.total_steps +
-           (p.percent === null ? "" : " (" + p.percent + " %)"));
+           (p.percent === null ? "" : " (" + Math.round(p.percent) + " %)"));
     }
     show("elapsed-box", doc.elapsed_seconds !== null);
     if (doc.elapsed_seconds !== null) { text("elapsed", duration(doc.elapsed_seconds)); }
@@ -71,6 +79,7 @@
     show("gave-up", doc.status === "failed");
     text("gave-up-attempts", String(doc.attempts));
     show("cancel", !!doc.links.cancel);
+    show("share", doc.status !== "failed" && doc.status !== "cancelled");
     show("result", !!doc.links.result);
     if (doc.links.result) { el("result-link").href = doc.links.result; }
     document.title = document.title.replace(/: \w+ ·/, ": " + doc.status + " ·");
