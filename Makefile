@@ -14,7 +14,7 @@ WORKERS ?= 2
 export PORT MOTO_PORT WORKERS
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint unit bench clean
+.PHONY: help run test lint unit bench clean deploy destroy
 
 help:
 	@echo "make run     start the local stack (moto + HTTP app + workers) on http://127.0.0.1:$(PORT)/"
@@ -22,6 +22,8 @@ help:
 	@echo "make lint    ruff and mypy only"
 	@echo "make bench   run the benchmarks against the local stack"
 	@echo "make clean   remove .venv and caches"
+	@echo "make deploy STAGE=prod    infra stack, then chalice deploy (needs AWS credentials)"
+	@echo "make destroy STAGE=prod   chalice delete, then the infra stack (keeps table, bucket)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +46,15 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit tests/aws
 
-# TODO: dev/bench.py (latency and throughput against the local stack) is not written yet.
+# Issue 7's benchmarks (a few minutes): prints the tables and writes BENCHMARKS.md.
+# `.venv/bin/python -m dev.bench --quick` is the fast check that `make test` also runs.
 bench: $(STAMP)
-	@if [ -f dev/bench.py ]; then exec $(BIN)/python -m dev.bench; \
-	else echo "make bench: dev/bench.py does not exist yet" >&2; exit 1; fi
+	$(BIN)/python -m dev.bench
+
+# Production (README, "Deploy"): dev/deploy.py, plain boto3 CloudFormation plus Chalice.
+deploy destroy: $(STAMP)
+	@if [ -z "$(STAGE)" ]; then echo "make $@: name the stage, e.g. make $@ STAGE=prod" >&2; exit 2; fi
+	$(BIN)/python -m dev.deploy $@ --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -57,9 +57,15 @@ class LongTasks:
         # Batch size 1 on purpose: Chalice 1.34 cannot turn on
         # ReportBatchItemFailures, so a failed message can only be kept by
         # raising, which would re-run every other task of a larger batch.
-        self.worker = app.on_sqs_message(queue=self.settings.queue, batch_size=1, name="worker")(
-            worker
-        )
+        # The poller's own concurrency cap matches the worker's reserved
+        # concurrency: a throttled delivery would still count as a receive and
+        # could push a task that never ran into the dead-letter queue.
+        self.worker = app.on_sqs_message(
+            queue=self.settings.queue,
+            batch_size=1,
+            name="worker",
+            maximum_concurrency=self.settings.worker_concurrency,
+        )(worker)
         self.dead_letters = app.on_sqs_message(
             queue=self.settings.dead_letter_queue, batch_size=1, name="dead_letters"
         )(dead_letters)

@@ -29,6 +29,7 @@ class Settings:
     max_body_bytes: int = 65536
     retry_seconds: float = 10.0
     private: bool = False  # status and results for their owner only
+    worker_concurrency: int | None = None  # most worker Lambdas the queue may run at once
     endpoint_url: str | None = None
 
     @classmethod
@@ -70,6 +71,7 @@ class Settings:
             max_body_bytes=int(number("LONGTASK_MAX_BODY_BYTES", 65536, int, 1)),
             retry_seconds=number("LONGTASK_RETRY_SECONDS", 10.0, float, 0),
             private=env.get("LONGTASK_PRIVATE", "").strip().lower() in ("1", "true", "yes"),
+            worker_concurrency=int(number("LONGTASK_WORKER_CONCURRENCY", 0, int, 0)) or None,
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )
 
