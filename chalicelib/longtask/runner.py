@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from .context import HandOff, LostClaim, OutOfTime, RunContext, running
 from .model import (
     Conflict,
     ErrorInfo,
@@ -21,14 +21,11 @@ from .model import (
     Status,
     TaskRecord,
 )
-from .progress import ProgressThrottle, update_rate
 from .settings import Settings
 from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
 
 log = logging.getLogger(__name__)
 
-# A checkpoint lives in the task record, whose item DynamoDB caps at 400 KB.
-MAX_CHECKPOINT_BYTES = 64 * 1024
 MAX_ERROR_MESSAGE_CHARS = 1000
 
 
@@ -61,126 +58,15 @@ class Outcome(StrEnum):
         return self is Outcome.RETRY
 
 
-# Raised inside the task's call stack to unwind it; BaseException so that a
-# task's `except Exception` cannot swallow them.
-class _OutOfTime(BaseException):
-    pass
-
-
-class _HandOff(BaseException):
-    pass
-
-
-class _LostClaim(BaseException):
-    pass
-
-
-def _running(attempt: int) -> Expect:
-    """The state every write of a running attempt requires: still ours, not cancelled."""
-    return Expect(statuses=frozenset({Status.STARTED}), attempts=attempt)
-
-
-class RunContext:
-    """The `ctx` a task function gets: progress, checkpoints, cancellation."""
-
-    def __init__(
-        self,
-        runner: Runner,
-        task: TaskRecord,
-        lease_seconds: float,
-        deadline: float | None,
-        receipt_handle: str,
-    ) -> None:
-        self._runner = runner
-        self._task = task
-        self._lease_seconds = lease_seconds
-        self._deadline = deadline
-        self._receipt_handle = receipt_handle
-        self._visible_at = runner.clock() + lease_seconds
-        self._throttle = ProgressThrottle(runner.settings.progress_interval)
-        self._throttle.wrote(runner.clock())  # the claim itself just wrote
-        self._checked_cancel_at = runner.clock()
-        self.attempt = task.attempts
-        self.progress = task.progress
-        self.resume_state: Any = task.checkpoint
-        self._checkpoint: Any = task.checkpoint
-        self._checkpoint_dirty = False
-
-    def log_progress(
-        self, message: str, step: int | None = None, total_steps: int | None = None
-    ) -> None:
-        now = self._runner.clock()
-        started = self._task.started_at or now
-        previous = self.progress
-        rate = update_rate(previous.rate, previous.step, previous.at, step, now, started)
-        if total_steps != previous.total_steps:
-            rate = None if previous.total_steps is not None else rate
-        self.progress = Progress(
-            message=str(message)[:500],
-            step=None if step is None else int(step),
-            total_steps=None if total_steps is None else int(total_steps),
-            at=now if step != previous.step or previous.at is None else previous.at,
-            rate=rate,
-        )
-        self._check_time(now)
-        if self._throttle.due(now):
-            self.flush(now)
-
-    def checkpoint(self, state: Any) -> None:
-        """Keeps `state` (JSON) to resume from; it is written with the next progress."""
-        text = json.dumps(state, allow_nan=False, separators=(",", ":"))
-        if len(text.encode()) > MAX_CHECKPOINT_BYTES:
-            raise ValueError(f"a checkpoint must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
-        self._checkpoint = json.loads(text)
-        self._checkpoint_dirty = True
-
-    @property
-    def cancelled(self) -> bool:
-        now = self._runner.clock()
-        if now - self._checked_cancel_at >= self._runner.settings.progress_interval:
-            self._checked_cancel_at = now
-            current = self._runner.store.get(self._task.id)
-            return current is None or current.status is Status.CANCELLED
-        return False
-
-    @property
-    def saved_state(self) -> Any:
-        return self._checkpoint
-
-    def flush(self, now: float) -> None:
-        """Writes the progress (and renews the lease) if the task is still ours."""
-        changes: dict[str, Any] = {
-            "progress": self.progress,
-            "lease_until": now + self._lease_seconds,
-            "updated_at": now,
-        }
-        if self._checkpoint_dirty:
-            changes["checkpoint"] = self._checkpoint
-        try:
-            self._runner.store.update(self._task.id, changes, _running(self.attempt))
-        except Conflict as exc:
-            current = exc.current
-            if current is None or current.status is Status.CANCELLED:
-                raise TaskCancelled() from None
-            raise _LostClaim() from None
-        self._checkpoint_dirty = False
-        self._throttle.wrote(now)
-        if self._visible_at - now < self._lease_seconds / 2:
-            self.hide_message(now)
-
-    def hide_message(self, now: float) -> None:
-        """Keeps this attempt's message hidden as long as its lease.
-
-        If the worker dies, the message shows again about when the lease runs
-        out, and the next delivery takes the task over: recovery takes one lease,
-        not the queue's visibility timeout (six times the worker's timeout).
-        """
-        self._runner.queue.show_again_in(self._receipt_handle, self._lease_seconds)
-        self._visible_at = now + self._lease_seconds
-
-    def _check_time(self, now: float) -> None:
-        if self._deadline is not None and now >= self._deadline:
-            raise _HandOff() if self._checkpoint is not None else _OutOfTime()
+def _failed(error: ErrorInfo, now: float) -> dict[str, Any]:
+    """The changes that end a task as failed."""
+    return {
+        "status": Status.FAILED,
+        "error": error,
+        "finished_at": now,
+        "updated_at": now,
+        "lease_until": None,
+    }
 
 
 @dataclass
@@ -224,12 +110,12 @@ class Runner:
         except TaskCancelled:
             log.info("task %s cancelled during attempt %d", task.id, task.attempts)
             return Outcome.CANCELLED
-        except _LostClaim:
+        except LostClaim:
             log.warning("task %s: attempt %d lost its claim", task.id, task.attempts)
             return Outcome.DROPPED
-        except _HandOff:
+        except HandOff:
             return self._hand_off(task, ctx)
-        except _OutOfTime:
+        except OutOfTime:
             error = ErrorInfo(
                 "TimeoutError",
                 "did not finish within the worker's time limit; save progress with "
@@ -304,6 +190,19 @@ class Runner:
             wait = max(current.lease_until - now, 0.0) + 1.0
         self.queue.show_again_in(receipt_handle, wait)
 
+    def _stillrunning(self, task: TaskRecord, changes: dict[str, Any]) -> bool:
+        """Writes `changes` if this attempt still holds the task; False if it lost it.
+
+        The condition is the whole point: a worker that was cancelled or taken
+        over (its lease ran out while it was silent) can never move the task on.
+        """
+        try:
+            self.store.update(task.id, changes, running(task.attempts))
+        except Conflict:
+            log.warning("task %s: attempt %d was cancelled or taken over", task.id, task.attempts)
+            return False
+        return True
+
     def _finish(self, task: TaskRecord, ctx: RunContext, encoded: EncodedResult) -> Outcome:
         key = f"results/{task.id}/{task.attempts}"
         # One object per attempt: a late worker can never overwrite the result
@@ -311,48 +210,30 @@ class Runner:
         filename = download_name(encoded, f"{task.kind}-{task.id}")
         self.results.put(key, encoded.body, encoded.content_type, filename)
         now = self.clock()
-        progress = ctx.progress
-        try:
-            self.store.update(
-                task.id,
-                {
-                    "status": Status.DONE,
-                    "result": ResultInfo(key, encoded.content_type, filename),
-                    "progress": Progress(
-                        progress.message,
-                        progress.total_steps or progress.step,
-                        progress.total_steps,
-                        now,
-                        progress.rate,
-                    ),
-                    "finished_at": now,
-                    "updated_at": now,
-                    "lease_until": None,
-                    "checkpoint": None,
-                    "error": None,
-                },
-                _running(task.attempts),
-            )
-        except Conflict:
-            log.warning("task %s: finished, but it was cancelled or taken over", task.id)
-            return Outcome.DROPPED
-        return Outcome.DONE
+        last = ctx.progress
+        done = {
+            "status": Status.DONE,
+            "result": ResultInfo(key, encoded.content_type, filename),
+            "progress": Progress(
+                last.message, last.total_steps or last.step, last.total_steps, now, last.rate
+            ),
+            "finished_at": now,
+            "updated_at": now,
+            "lease_until": None,
+            "checkpoint": None,
+            "error": None,
+        }
+        return Outcome.DONE if self._stillrunning(task, done) else Outcome.DROPPED
 
     def _hand_off(self, task: TaskRecord, ctx: RunContext) -> Outcome:
-        now = self.clock()
-        try:
-            self.store.update(
-                task.id,
-                {
-                    "progress": ctx.progress,
-                    "checkpoint": ctx.saved_state,
-                    "resume": True,
-                    "lease_until": None,
-                    "updated_at": now,
-                },
-                _running(task.attempts),
-            )
-        except Conflict:
+        handed_over = {
+            "progress": ctx.progress,
+            "checkpoint": ctx.saved_state,
+            "resume": True,
+            "lease_until": None,
+            "updated_at": self.clock(),
+        }
+        if not self._stillrunning(task, handed_over):
             return Outcome.DROPPED
         # If this send fails the handler raises, the message comes back, and the
         # claim finds `resume` set: the continuation happens either way.
@@ -362,20 +243,19 @@ class Runner:
     def _attempt_failed(
         self, task: TaskRecord, ctx: RunContext, error: ErrorInfo, receipt_handle: str
     ) -> Outcome:
-        now = self.clock()
         final = task.attempts >= self.settings.max_attempts
-        changes: dict[str, Any] = {
-            "status": Status.FAILED if final else Status.ERROR,
-            "error": error,
-            "progress": ctx.progress,
-            "lease_until": None,
-            "updated_at": now,
-        }
+        now = self.clock()
         if final:
-            changes["finished_at"] = now
-        try:
-            self.store.update(task.id, changes, _running(task.attempts))
-        except Conflict:
+            changes = _failed(error, now)
+        else:
+            changes = {
+                "status": Status.ERROR,
+                "error": error,
+                "lease_until": None,
+                "updated_at": now,
+            }
+        changes["progress"] = ctx.progress
+        if not self._stillrunning(task, changes):
             return Outcome.DROPPED
         if final:
             return Outcome.FAILED
@@ -383,34 +263,15 @@ class Runner:
         return Outcome.RETRY
 
     def _fail(self, task: TaskRecord, error: ErrorInfo) -> Outcome:
-        now = self.clock()
-        try:
-            self.store.update(
-                task.id,
-                {
-                    "status": Status.FAILED,
-                    "error": error,
-                    "finished_at": now,
-                    "updated_at": now,
-                    "lease_until": None,
-                },
-                _running(task.attempts),
-            )
-        except Conflict:
-            return Outcome.DROPPED
-        return Outcome.FAILED
+        failed = _failed(error, self.clock())
+        return Outcome.FAILED if self._stillrunning(task, failed) else Outcome.DROPPED
 
     def _give_up(self, task: TaskRecord, error: ErrorInfo, now: float) -> bool:
+        """Fails a task no worker holds (none started it, or its lease ran out)."""
         try:
             self.store.update(
                 task.id,
-                {
-                    "status": Status.FAILED,
-                    "error": error,
-                    "finished_at": now,
-                    "updated_at": now,
-                    "lease_until": None,
-                },
+                _failed(error, now),
                 Expect(statuses=frozenset({Status.READY, Status.ERROR}), attempts=task.attempts),
                 Expect(
                     statuses=frozenset({Status.STARTED}),

@@ -1,18 +1,16 @@
-"""The HTTP interface of SPEC §3: routes, content negotiation, HTML and JSON answers."""
+"""The HTTP interface of SPEC §3: routes, and their HTML and JSON answers."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from chalice import Chalice, Response
 from chalice.app import Request
@@ -22,14 +20,22 @@ from .openapi import openapi_document
 from .pages import render, render_status, static_file
 from .params import InvalidParams, validate
 from .progress import poll_interval
+from .request import (
+    OWNER_COOKIE,
+    HttpError,
+    base_path,
+    caller_owner,
+    cross_site,
+    owner_of,
+    read_parameters,
+    wants_json,
+)
 
 if TYPE_CHECKING:
     from .longtasks import LongTasks
 
 log = logging.getLogger(__name__)
 
-OWNER_COOKIE = "longtask_owner"
-_OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -60,174 +66,6 @@ _REASONS = {
 }
 _DEFAULT_PAGE_SIZE = 20
 _MAX_PAGE_SIZE = 100
-
-
-class HttpError(Exception):
-    """An answer other than success, in the error format of SPEC §3."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        fields: dict[str, str] | None = None,
-        task: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = fields or {}
-        self.task = task
-
-
-# -- requests ---------------------------------------------------------------
-
-
-def _media_type(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
-
-
-def _accept_quality(accept: str, wanted: str) -> float:
-    """How much the Accept header likes `wanted`: the q of its most specific match."""
-    best, best_rank = 0.0, -1
-    major = wanted.split("/", 1)[0]
-    for part in accept.split(","):
-        pieces = [p.strip() for p in part.split(";")]
-        media = pieces[0].lower()
-        q = 1.0
-        for param in pieces[1:]:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
-        rank = {wanted: 2, f"{major}/*": 1, "*/*": 0}.get(media, -1)
-        if rank > best_rank:
-            best, best_rank = q, rank
-    return best
-
-
-def wants_json(request: Request) -> bool:
-    if _media_type(request.headers.get("content-type")) == "application/json":
-        return True
-    accept = request.headers.get("accept") or ""
-    return _accept_quality(accept, "application/json") > _accept_quality(accept, "text/html")
-
-
-def base_path(request: Request) -> str:
-    """The prefix before our routes: "/api" behind API Gateway's stage, "" locally."""
-    context = request.context or {}
-    full = context.get("path") or ""
-    routed = context.get("resourcePath") or ""
-    for name, value in (request.uri_params or {}).items():
-        routed = routed.replace("{" + name + "}", value)
-    if routed and full.endswith(routed):
-        return full[: len(full) - len(routed)].rstrip("/")
-    return ""
-
-
-def _body_text(request: Request, max_bytes: int) -> str:
-    raw = request.raw_body or b""
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape")
-    if len(raw) > max_bytes:
-        raise HttpError(413, "too_large", f"the request body is over {max_bytes} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise HttpError(400, "invalid_body", "the request body is not UTF-8") from None
-
-
-def _json_object(text: str) -> dict[str, list[Any]]:
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, list[Any]]:
-        grouped: dict[str, list[Any]] = {}
-        for key, value in items:
-            grouped.setdefault(key, []).append(value)
-        return grouped
-
-    try:
-        data = json.loads(text, object_pairs_hook=pairs)
-    except (ValueError, RecursionError):
-        raise HttpError(400, "invalid_json", "the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise HttpError(400, "invalid_json", "the request body must be a JSON object")
-    return {key: values for key, values in data.items()}
-
-
-def read_parameters(request: Request, max_bytes: int) -> dict[str, list[Any]]:
-    """Every parameter of a start request, from its body and query string, by name."""
-    text = _body_text(request, max_bytes)
-    media = _media_type(request.headers.get("content-type"))
-    given: dict[str, list[Any]] = {}
-    if text.strip():
-        if media == "application/json":
-            given = _json_object(text)
-        elif media in ("application/x-www-form-urlencoded", ""):
-            try:
-                given = parse_qs(text, keep_blank_values=True, max_num_fields=200)
-            except ValueError:
-                raise HttpError(400, "invalid_body", "the form has too many fields") from None
-        else:
-            raise HttpError(
-                415,
-                "unsupported_media_type",
-                f"send parameters as application/json or a form, not {media}",
-            )
-    query = request.query_params
-    if query is not None:
-        for name in query:
-            given.setdefault(name, []).extend(query.getlist(name))
-    return given
-
-
-def owner_token(request: Request) -> str | None:
-    cookies = request.headers.get("cookie") or ""
-    for part in cookies.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == OWNER_COOKIE and _OWNER_TOKEN.fullmatch(value):
-            return value
-    return None
-
-
-def owner_of(token: str | None) -> str | None:
-    """What the record keeps of the owner cookie: a hash, never the token itself."""
-    if token is None:
-        return None
-    return hashlib.sha256(f"longtask-owner:{token}".encode()).hexdigest()
-
-
-def principal_of(request: Request) -> str | None:
-    """The caller named by a Chalice authorizer, where one is configured."""
-    authorizer = (request.context or {}).get("authorizer") or {}
-    principal = authorizer.get("principalId") if isinstance(authorizer, dict) else None
-    return str(principal) if principal else None
-
-
-def caller_owner(request: Request) -> str | None:
-    """Who is asking, as task records store it: the authorizer's principal, or the cookie."""
-    principal = principal_of(request)
-    if principal is not None:
-        return owner_of(f"principal:{principal}")
-    return owner_of(owner_token(request))
-
-
-def cross_site(request: Request) -> bool:
-    """Whether a browser sent this request from another site (a CSRF attempt).
-
-    Browsers say so in Sec-Fetch-Site; older ones at least send Origin on a
-    POST, which must then name the host the request went to.
-    """
-    site = (request.headers.get("sec-fetch-site") or "").lower()
-    if site:
-        # Trusted where present: with Referrer-Policy no-referrer, Chromium sends
-        # "Origin: null" even on a same-origin form post.
-        return site not in ("same-origin", "none")
-    origin: str | None = request.headers.get("origin")
-    if origin is None:
-        return False
-    host = str(request.headers.get("host") or "").lower()
-    return bool(origin.lower().split("://", 1)[-1].rstrip("/") != host)
 
 
 # -- responses --------------------------------------------------------------
