@@ -94,9 +94,11 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         Grant("WriteResults", ("s3:PutObject",), ("{BucketArn}/results/*",)),
         _LOGS,
     ),
-    # Marks the task of a dead letter failed, unless it finished or still runs.
+    # Marks the task of a dead letter failed, unless it finished or still runs; queues it
+    # again (SendMessage) when it has attempts left.
     "dead_letters": (
         Grant("TaskRecords", ("dynamodb:GetItem", "dynamodb:UpdateItem"), ("{TableArn}",)),
+        Grant("RequeueTasks", ("sqs:GetQueueUrl", "sqs:SendMessage"), ("{QueueArn}",)),
         Grant("DeadLetterEventSource", SQS_EVENT_SOURCE_ACTIONS, ("{DeadLetterQueueArn}",)),
         _LOGS,
     ),

@@ -104,9 +104,13 @@ class RunContext:
 
     def flush(self, now: float) -> None:
         """Writes the progress (and renews the lease) if the task is still ours."""
+        if self._visible_at - now < self._lease_seconds / 2:
+            self.hide_message(now)
         changes: dict[str, Any] = {
             "progress": self.progress,
-            "lease_until": now + self._lease_seconds,
+            # Never past the time the message shows again: a delivery after a crash
+            # must find the lease expired, or it would only count a receive.
+            "lease_until": self._visible_at,
             "updated_at": now,
         }
         if self._checkpoint_dirty:
@@ -120,8 +124,6 @@ class RunContext:
             raise LostClaim() from None
         self._checkpoint_dirty = False
         self._throttle.wrote(now)
-        if self._visible_at - now < self._lease_seconds / 2:
-            self.hide_message(now)
 
     def hide_message(self, now: float) -> None:
         """Keeps this attempt's message hidden as long as its lease.

@@ -109,6 +109,7 @@ class TaskRecord:
     lease_until: float | None = None
     checkpoint: Any = None
     resume: bool = False  # a checkpointed run handed over to its next invocation
+    requeues: int = 0  # times the dead-letter handler queued it again
     expires_at: int | None = None
 
     @property

@@ -50,6 +50,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     HANDED_OFF = "handed_off"  # checkpointed, continues in the next invocation
+    REQUEUED = "requeued"  # a dead letter of a task with attempts left, queued again
     RETRY = "retry"  # the message must come back (after the visibility we set)
     DROPPED = "dropped"  # nothing to do: finished, gone, or someone else runs it
 
@@ -284,13 +285,33 @@ class Runner:
         return True
 
     def dead_letter(self, task_id: str) -> Outcome:
-        """A message SQS gave up on: the task is failed unless it still runs or ended."""
+        """A message SQS gave up on: queue the task again if it has attempts left,
+        else fail it, unless it still runs or has ended.
+
+        SQS counts receives, not attempts: deliveries that found the task busy,
+        or a duplicate copy, can use up a message while the task still has
+        attempts left. Failing it then would break the promise of
+        LONGTASK_MAX_ATTEMPTS; queueing it again is harmless, since claims are
+        conditional. `requeues` bounds it, so no message circles for ever.
+        """
         now = self.clock()
         task = self.store.get(task_id)
         if task is None or task.is_terminal:
             return Outcome.DROPPED
         if task.status is Status.STARTED and task.lease_is_live(now):
             return Outcome.RETRY  # still running under a live lease: look again later
+        limit = self.settings.max_attempts
+        if task.attempts < limit and task.requeues < limit:
+            try:
+                self.store.update(
+                    task.id,
+                    {"requeues": Increment(1), "updated_at": now},
+                    Expect(statuses=frozenset({task.status}), attempts=task.attempts),
+                )
+            except Conflict:
+                return Outcome.RETRY  # it moved meanwhile: look again
+            self.queue.send(task.id)
+            return Outcome.REQUEUED
         lost = ErrorInfo(
             "WorkerLost",
             f"gave up after {task.attempts} attempt(s): the worker stopped (crash or time limit)",

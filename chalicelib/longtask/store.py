@@ -120,6 +120,7 @@ def item_to_record(item: Mapping[str, Any]) -> TaskRecord:
         lease_until=a.get("lease_until"),
         checkpoint=json.loads(a["checkpoint"]) if "checkpoint" in a else None,
         resume=bool(a.get("resume", False)),
+        requeues=int(a.get("requeues", 0)),
         expires_at=a.get("expires_at"),
     )
 

@@ -168,8 +168,8 @@ def run_lifecycle(aws: Aws, client: Any, recorder: Recorder) -> None:
         assert deliver(aws) == ["kept", "kept", "deleted"]
     assert _record(aws, failing["id"])["status"] == {"S": "failed"}
 
-    # A task whose worker kept dying: SQS moves its message to the dead-letter queue
-    # (done here by hand, as the redrive does) and the dead_letters function fails it.
+    # SQS moves a message to the dead-letter queue (done here by hand, as the redrive
+    # does). While its task has attempts left, dead_letters queues it again ...
     with recorder.acting_as("api_handler"):
         lost = start(client, "sleep", {"seconds": 1})
     (message,) = aws.sqs.receive_message(QueueUrl=aws.queue_url)["Messages"]
@@ -177,7 +177,30 @@ def run_lifecycle(aws: Aws, client: Any, recorder: Recorder) -> None:
     aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
     with recorder.acting_as("dead_letters"):
         assert deliver(aws, "dead_letters") == ["deleted"]
-    assert _record(aws, lost["id"])["status"] == {"S": "failed"}
+    assert _record(aws, lost["id"])["status"] == {"S": "ready"}
+    with recorder.acting_as("worker"):
+        assert deliver(aws) == ["deleted"]
+    assert _record(aws, lost["id"])["status"] == {"S": "done"}
+    # ... and once its worker died on the last attempt, dead_letters fails it.
+    with recorder.acting_as("api_handler"):
+        dead = start(client, "sleep", {"seconds": 1})
+    aws.dynamodb.update_item(  # the test's own client: set up, not a call of the app's
+        TableName=aws.tasks.settings.table,
+        Key={"id": {"S": dead["id"]}},
+        UpdateExpression="SET #status = :started, attempts = :three, lease_until = :past",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={
+            ":started": {"S": "started"},
+            ":three": {"N": "3"},
+            ":past": {"N": str(time.time() - 1)},
+        },
+    )
+    (message,) = aws.sqs.receive_message(QueueUrl=aws.queue_url)["Messages"]
+    aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=message["Body"])
+    aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    with recorder.acting_as("dead_letters"):
+        assert deliver(aws, "dead_letters") == ["deleted"]
+    assert _record(aws, dead["id"])["status"] == {"S": "failed"}
 
     # A message delivered twice while its task runs, then the task cancelled by its owner.
     with recorder.acting_as("api_handler"):

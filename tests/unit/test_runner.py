@@ -228,10 +228,12 @@ def test_nothing_moves_a_finished_task(clock: Clock) -> None:
     assert record(runner).status is Status.DONE
 
 
-def test_the_dead_letter_handler_waits_for_a_live_lease(clock: Clock) -> None:
-    runner = make_runner(clock, lambda params, ctx: "x")
+def test_the_dead_letter_handler_waits_for_a_live_lease_then_fails_the_last_attempt(
+    clock: Clock,
+) -> None:
+    runner = make_runner(clock, lambda params, ctx: "x", max_attempts=3)
     runner.store.update(
-        TASK_ID, {"status": Status.STARTED, "attempts": 1, "lease_until": clock.now + 10}
+        TASK_ID, {"status": Status.STARTED, "attempts": 3, "lease_until": clock.now + 10}
     )
     assert runner.dead_letter(TASK_ID) is Outcome.RETRY
     clock.advance(11)
@@ -239,3 +241,15 @@ def test_the_dead_letter_handler_waits_for_a_live_lease(clock: Clock) -> None:
     task = record(runner)
     assert task.status is Status.FAILED and task.error is not None
     assert task.error.type == "WorkerLost"
+
+
+def test_a_dead_letter_of_a_task_with_attempts_left_is_queued_again_a_bounded_number_of_times(
+    clock: Clock,
+) -> None:
+    runner = make_runner(clock, lambda params, ctx: "x", max_attempts=3)
+    runner.store.update(TASK_ID, {"status": Status.ERROR, "attempts": 1})
+    outcomes = [runner.dead_letter(TASK_ID) for _ in range(4)]
+    assert outcomes == [Outcome.REQUEUED] * 3 + [Outcome.FAILED]
+    assert isinstance(runner.queue, MemoryQueue)
+    assert runner.queue.sent == [(TASK_ID, 0)] * 3
+    assert record(runner).status is Status.FAILED
