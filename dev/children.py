@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -41,6 +41,10 @@ def die_with_parent() -> Callable[[], None] | None:
 class Child:
     label: str
     process: subprocess.Popen[bytes]
+    command: list[str]
+    env: dict[str, str]
+    restartable: bool = False  # a worker: replaced when it dies, as Lambda replaces a runtime
+    started_at: float = field(default_factory=time.monotonic)
 
 
 class Children:
@@ -58,6 +62,7 @@ class Children:
         command: list[str],
         env: Mapping[str, str],
         output: IO[bytes] | None = None,
+        restartable: bool = False,
     ) -> Child:
         process = subprocess.Popen(
             command,
@@ -71,9 +76,14 @@ class Children:
             process_group=0,
             preexec_fn=self._preexec,
         )
-        child = Child(label, process)
+        child = Child(label, process, list(command), dict(env), restartable)
         self.started.append(child)
         return child
+
+    def restart(self, child: Child) -> Child:
+        """A new process in place of a dead one, with the same command and environment."""
+        self.started.remove(child)
+        return self.start(child.label, child.command, child.env, restartable=child.restartable)
 
     def first_dead(self) -> Child | None:
         return next((c for c in self.started if c.process.poll() is not None), None)

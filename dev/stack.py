@@ -78,6 +78,10 @@ class StopRequest:
         return self._event.wait(seconds)
 
 
+# A worker that dies sooner after its start is broken (say, app.py does not import).
+WORKER_MIN_LIFE = 2.0
+
+
 def log(message: str) -> None:
     print(f"[stack] {message}", file=sys.stderr, flush=True)
 
@@ -263,11 +267,12 @@ def start(
     for i in range(1, options.workers + 1):
         command = [python, "-m", "dev.local_worker", "--function", "worker"]
         command += ["--timeout", f"{options.worker_timeout:g}", "--label", f"worker-{i}"]
-        children.start(f"worker-{i}", command, env)
+        children.start(f"worker-{i}", command, env, restartable=True)
     children.start(
         "dead_letters",
         [python, "-m", "dev.local_worker", "--function", "dead_letters", "--label", "dead_letters"],
         env,
+        restartable=True,
     )
 
     app_url = f"http://{HOST}:{options.port}/"
@@ -311,11 +316,17 @@ def main(argv: list[str] | None = None) -> int:
         log(f"ready after {time.monotonic() - started_at:.1f} s; Ctrl-C stops the stack")
         while not stop.wait(0.2):
             dead = children.first_dead()
-            if dead is not None:
-                raise StackFailed(
-                    f"{dead.label} (pid {dead.process.pid}) exited unexpectedly "
-                    f"with code {dead.process.returncode}"
-                )
+            if dead is None:
+                continue
+            what = (
+                f"{dead.label} (pid {dead.process.pid}) exited with code {dead.process.returncode}"
+            )
+            # A worker that dies is replaced, as Lambda replaces a runtime that died; one
+            # that dies as it starts would only die again, and so would moto or the API.
+            if not dead.restartable or time.monotonic() - dead.started_at < WORKER_MIN_LIFE:
+                raise StackFailed(f"{what} unexpectedly")
+            fresh = children.restart(dead)
+            log(f"{what}; started a new one (pid {fresh.process.pid})")
         log(f"stopping ({stop.reason})")
         return 0
     except Stopped:
