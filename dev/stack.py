@@ -318,15 +318,13 @@ def main(argv: list[str] | None = None) -> int:
             dead = children.first_dead()
             if dead is None:
                 continue
-            what = (
-                f"{dead.label} (pid {dead.process.pid}) exited with code {dead.process.returncode}"
-            )
+            who, code = f"{dead.label} (pid {dead.process.pid})", dead.process.returncode
             # A worker that dies is replaced, as Lambda replaces a runtime that died; one
             # that dies as it starts would only die again, and so would moto or the API.
             if not dead.restartable or time.monotonic() - dead.started_at < WORKER_MIN_LIFE:
-                raise StackFailed(f"{what} unexpectedly")
+                raise StackFailed(f"{who} exited unexpectedly with code {code}")
             fresh = children.restart(dead)
-            log(f"{what}; started a new one (pid {fresh.process.pid})")
+            log(f"{who} exited with code {code}; started a new one (pid {fresh.process.pid})")
         log(f"stopping ({stop.reason})")
         return 0
     except Stopped:
