@@ -1,9 +1,9 @@
-"""The local stack's moto server, with DynamoDB writes made atomic as they are on AWS.
+"""The local stack's moto server, with DynamoDB items read and written atomically, as on AWS.
 
 moto evaluates a ConditionExpression and then writes, without a lock, while its
 server answers requests on many threads: two workers claiming one task at the same
 moment could both win. On AWS a conditional write is atomic, and longtask's
-"exactly one claim" rests on that, so here every DynamoDB write takes one lock.
+"exactly one claim" rests on that, so here every DynamoDB write and read takes one lock.
 """
 
 from __future__ import annotations
@@ -14,15 +14,25 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+# Reads too: moto applies an update in steps, and a read between them would see half of it
+# (a task "done" without its finished_at), which DynamoDB never shows.
+_ATOMIC = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "get_item",
+    "query",
+    "scan",
+)
 _LOCK = threading.RLock()
 
 
 def make_dynamodb_writes_atomic() -> None:
-    """Serialises moto's DynamoDB writes in this process (idempotent)."""
+    """Serialises moto's DynamoDB item reads and writes in this process (idempotent)."""
     from moto.dynamodb.models import DynamoDBBackend
 
-    for name in _WRITES:
+    for name in _ATOMIC:
         method = getattr(DynamoDBBackend, name)
         if getattr(method, "_longtask_atomic", False):
             continue

@@ -45,13 +45,14 @@ class RunContext:
         lease_seconds: float,
         deadline: float | None,
         receipt_handle: str,
+        visible_at: float,
     ) -> None:
         self._runner = runner
         self._task = task
         self._lease_seconds = lease_seconds
         self._deadline = deadline
         self._receipt_handle = receipt_handle
-        self._visible_at = runner.clock() + lease_seconds
+        self._visible_at = visible_at  # when the message shows again if nobody hides it
         self._throttle = ProgressThrottle(runner.settings.progress_interval)
         self._throttle.wrote(runner.clock())  # the claim itself just wrote
         self._checked_cancel_at = runner.clock()

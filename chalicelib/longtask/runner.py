@@ -90,6 +90,9 @@ class Runner:
         now = self.clock()
         invocation = remaining_seconds() if remaining_seconds else None
         lease = self.settings.lease_for(invocation)
+        # Hidden for one lease before the claim: a worker that dies at any point after
+        # it is seen again about when its lease runs out, never 6 x its timeout later.
+        self.queue.show_again_in(receipt_handle, lease)
         task = self._claim(task_id, now, lease)
         if isinstance(task, Outcome):
             if task is Outcome.RETRY:
@@ -103,8 +106,7 @@ class Runner:
             # Keep enough of the invocation to save a checkpoint and hand over.
             margin = min(max(2.0, 0.1 * invocation), 60.0)
             deadline = now + invocation - margin
-        ctx = RunContext(self, task, lease, deadline, receipt_handle)
-        ctx.hide_message(now)
+        ctx = RunContext(self, task, lease, deadline, receipt_handle, visible_at=now + lease)
         try:
             value = definition.function(dict(task.params), ctx)
             encoded = encode_result(value)

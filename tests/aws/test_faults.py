@@ -263,11 +263,12 @@ def test_a_worker_dying_right_after_each_claim_fails_the_task_after_the_maximum(
 def test_a_worker_dying_mid_task_on_every_attempt_still_gets_every_attempt(
     aws: Aws, client: Any, kinds: Executions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Lease 2 s, progress every 0.25 s: the worker dies 1.6 s into each attempt, after a
-    # few progress writes, as a real crash mid-task would.
-    short_lease(aws, monkeypatch, 2, progress_interval=0.25)
+    # Lease 2 s, progress every 0.1 s: the worker dies 1.9 s into each attempt, after
+    # many progress writes, as a real crash mid-task would. (Before the fix of 99378f1
+    # the lease then ran about 0.8 s past the message's visibility, every time.)
+    short_lease(aws, monkeypatch, 2, progress_interval=0.1)
     began = time.monotonic()
-    document = start(client, "fault-dies", {"seconds": 1.6})
+    document = start(client, "fault-dies", {"seconds": 1.9})
     deliveries = play_lambda(aws, document["id"], stop=lambda d: bool(d) and d[-1].queue == "dlq")
     print(
         f"\nFIGURES dies-mid-task: started 1, executions {kinds.count}, results written 0, "
@@ -280,6 +281,35 @@ def test_a_worker_dying_mid_task_on_every_attempt_still_gets_every_attempt(
     final = status(client, document)
     assert final["status"] == "failed" and final["error"]["type"] == "WorkerLost"
     assert final["attempts"] == 3 and kinds.attempts == [1, 2, 3]
+
+
+def test_a_worker_dying_between_its_claim_and_hiding_the_message_is_replaced_after_a_lease(
+    aws: Aws, client: Any, kinds: Executions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    short_lease(aws, monkeypatch, 1)
+    document = start(client, "fault-counted", {"seconds": 0})
+    armed = [True]
+
+    def die_after_the_claim(http_response: Any, **_: Any) -> None:
+        if armed[0] and http_response.status_code == 200:
+            armed[0] = False
+            raise WorkerDied
+
+    # The claim is the first UpdateItem of an invocation.
+    events = aws.tasks.store.client.meta.events
+    events.register("after-call.dynamodb.UpdateItem", die_after_the_claim)
+    try:
+        message = receive(aws)
+        assert message is not None and invoke(aws, message) == "died"
+    finally:
+        events.unregister("after-call.dynamodb.UpdateItem", die_after_the_claim)
+    task = aws.tasks.store.get(document["id"])
+    assert task is not None and task.attempts == 1 and kinds.count == 0
+    # As after any crash, the next delivery should come once the lease has run out.
+    again = until(lambda: receive(aws), "the message's return after the lease", timeout=4)
+    assert invoke(aws, again) == "deleted"
+    final = status(client, document)
+    assert final["status"] == "done" and final["attempts"] == 2
 
 
 def test_a_dead_lettered_copy_does_not_fail_a_task_that_has_attempts_left(
