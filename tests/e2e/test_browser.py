@@ -3,9 +3,11 @@ bookmarks, validation, no JavaScript, escaping, and screenshots for the README."
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import shutil
+import threading
 import time
 from urllib.parse import quote
 
@@ -310,3 +312,39 @@ def test_the_start_page_lists_my_tasks_and_only_mine(
     someone_else.goto(stack.url + "/")
     expect(someone_else.get_by_role("heading", name="Start a task")).to_be_visible()
     expect(someone_else.get_by_role("region", name="Your recent tasks")).to_have_count(0)
+
+
+def test_a_form_posted_from_another_site_is_refused(page: Page, stack: RunningStack) -> None:
+    # Another site (localhost, not 127.0.0.1) with a form that targets the app: what a
+    # CSRF attack looks like to the browser.
+    target = f"{stack.url}/tasks/sleep"
+    evil = (
+        "<!doctype html><title>elsewhere</title>"
+        f'<form method="post" action="{target}"><input name="seconds" value="1">'
+        '<button type="submit">Win a prize</button></form>'
+    ).encode()
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(evil)))
+            self.end_headers()
+            self.wfile.write(evil)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page.goto(f"http://localhost:{server.server_address[1]}/")
+        with page.expect_navigation() as navigation:
+            page.get_by_role("button", name="Win a prize").click()
+        response = navigation.value
+        assert response is not None and response.status == 403
+        expect(page.locator("main")).to_contain_text("Requests from other sites are refused")
+    finally:
+        server.shutdown()
+        server.server_close()
