@@ -71,7 +71,12 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     "api_handler": (
         Grant(
             "TaskRecords",
-            ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+            (
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ),
             ("{TableArn}",),
         ),
         Grant("TasksByOwner", ("dynamodb:Query",), ("{TableArn}/index/by_owner",)),

@@ -266,5 +266,21 @@ class TaskStore:
             Limit=limit,
             **kwargs,
         )
-        tasks = [item_to_record(item) for item in response.get("Items", [])]
-        return tasks, response.get("LastEvaluatedKey")
+        ids = [item["id"]["S"] for item in response.get("Items", [])]
+        return self._get_many(ids), response.get("LastEvaluatedKey")
+
+    def _get_many(self, ids: list[str]) -> list[TaskRecord]:
+        """The records of `ids` (at most 100), in that order; ones gone meanwhile left out."""
+        if not ids:
+            return []
+        found: dict[str, TaskRecord] = {}
+        wanted: dict[str, Any] = {
+            self.table: {"Keys": [{"id": {"S": i}} for i in ids], "ConsistentRead": True}
+        }
+        while wanted:
+            response = self.client.batch_get_item(RequestItems=wanted)
+            for item in response.get("Responses", {}).get(self.table, []):
+                task = item_to_record(item)
+                found[task.id] = task
+            wanted = response.get("UnprocessedKeys") or {}
+        return [found[i] for i in ids if i in found]

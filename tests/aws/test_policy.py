@@ -46,6 +46,10 @@ class Call:
 
 def resource_arn(service: str, operation: str, params: dict[str, Any]) -> str:
     """The resource that IAM authorizes a call against."""
+    if service == "dynamodb" and len(params.get("RequestItems", {})) == 1:
+        # A batch is authorized against each table it names; ours names one.
+        (name,) = params["RequestItems"]
+        return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
     if service == "dynamodb" and "TableName" in params:
         table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{params['TableName']}"
         return f"{table}/index/{params['IndexName']}" if "IndexName" in params else table

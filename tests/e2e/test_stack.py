@@ -72,7 +72,7 @@ def test_table_has_the_templates_key_index_ttl_and_backups(stack: RunningStack) 
         {"AttributeName": "owner", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
-    assert index["Projection"]["ProjectionType"] == "ALL"
+    assert index["Projection"]["ProjectionType"] == "KEYS_ONLY"
     ttl = dynamodb.describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])
