@@ -257,8 +257,9 @@ def section(result: CostResult, ops: OpsResult) -> Section:
         "($1.00 per million instead of $3.50; Chalice deploys a REST API), is where "
         "money is.",
         f"{worker.progress_writes} of the worker's {worker.ops['UpdateItem']} UpdateItems "
-        f"are progress writes; DynamoDB writes, each doubled by the `by_owner` index, are "
-        f"{dollars(result.longtask.per_million('wru'))} of the total. Each progress write's "
+        f"are progress writes; DynamoDB writes are "
+        f"{dollars(result.longtask.per_million('wru'))} of the total (the `by_owner` index "
+        "holds keys only, so only the start writes it). Each progress write's "
         f"latency is also worker Lambda time ({AWS_CALL_SECONDS * 1000:g} ms assumed).",
         "Fixed, not per task: Lambda's SQS event source long-polls each queue even when "
         "idle (about 5 pollers x 3 empty receives a minute ≈ 650,000 requests, $0.26 a "
