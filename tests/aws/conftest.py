@@ -163,6 +163,25 @@ class LambdaContext:
         return max(int((self._deadline - time.monotonic()) * 1000), 0)
 
 
+def event_of(message: dict[str, Any], queue: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source makes of one received message."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+
+
 def deliver(
     aws: Aws, queue: str = "tasks", max_messages: int = 50, timeout_seconds: float = 60
 ) -> list[str]:
@@ -181,21 +200,7 @@ def deliver(
         if not received:
             break
         message = received[0]
-        event = {
-            "Records": [
-                {
-                    "messageId": message["MessageId"],
-                    "receiptHandle": message["ReceiptHandle"],
-                    "body": message["Body"],
-                    "attributes": message.get("Attributes", {}),
-                    "messageAttributes": {},
-                    "md5OfBody": message["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
-                    "awsRegion": "us-east-1",
-                }
-            ]
-        }
+        event = event_of(message, queue)
         try:
             handler(event, LambdaContext(function, timeout_seconds))
         except Exception:

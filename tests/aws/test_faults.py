@@ -21,7 +21,7 @@ import pytest
 
 from chalicelib.longtask import Number, TaskContext
 
-from .conftest import Aws, LambdaContext, deliver, start, status
+from .conftest import Aws, LambdaContext, deliver, event_of, start, status
 
 DEADLINE_SECONDS = 30.0
 
@@ -82,24 +82,6 @@ def short_lease(aws: Aws, monkeypatch: pytest.MonkeyPatch, seconds: float, **mor
     """A lease of `seconds` (the suite's is 30) so that a takeover happens within the test."""
     settings = dataclasses.replace(aws.tasks.settings, lease_seconds=seconds, **more)
     monkeypatch.setattr(aws.tasks.runner, "settings", settings)
-
-
-def event_of(message: dict[str, Any], queue: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
-                "awsRegion": "us-east-1",
-            }
-        ]
-    }
 
 
 def invoke(aws: Aws, message: dict[str, Any], queue: str = "tasks") -> str:
