@@ -42,7 +42,10 @@ lint: $(STAMP)
 
 # Three pytest workers, one test file each at a time: most tests wait on tasks and
 # stacks rather than compute, so even two cores run them about twice as fast.
+# The browser tests need a Chromium: dev/chromium.py finds one, or installs one, or
+# stops with one line saying what to run.
 test: lint
+	$(BIN)/python -m dev.chromium
 	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 unit: $(STAMP)

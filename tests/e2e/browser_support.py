@@ -22,11 +22,11 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Error as PlaywrightError
 
+from dev.chromium import HOW_TO_GET_ONE, NoChromium, find_chromium
 from dev.stage import ROOT
 
 from .conftest import RunningStack
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -47,10 +47,19 @@ STATUS_PATH = re.compile(r"/tasks/(?P<kind>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{16,})(\
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session; every test gets fresh contexts of it."""
+    """One headless Chromium for the session; every test gets fresh contexts of it.
+
+    `make test` finds or installs the browser first (dev/chromium.py); run alone, a
+    browser test without one fails with what to run, it never skips."""
+    try:
+        found = find_chromium()
+    except NoChromium as error:
+        pytest.fail(str(error))
+    if found is None:
+        pytest.fail(HOW_TO_GET_ONE)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=found.path, headless=True, args=CHROMIUM_ARGS
         )
         yield chromium
         chromium.close()
