@@ -1,4 +1,4 @@
-# The two commands of SPEC §1 (`make run`, `make test`) and a few helpers.
+# The two commands (`make run`, `make test`) and a few helpers.
 # Both create .venv on first use and reinstall only when a requirements file changes.
 
 PYTHON ?= python3
@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # `PORT=8123 make run` and `make run PORT=8123` both work: ?= keeps a value from the
-# environment, a command-line assignment overrides it, and export hands it to dev.stack.
+# environment, a command-line assignment overrides it, and export hands it to dev.local.stack.
 PORT ?= 8000
 MOTO_PORT ?= 5000
 WORKERS ?= 2
@@ -34,11 +34,11 @@ $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 
 # exec: the stack replaces the shell, so Ctrl-C and SIGTERM reach it directly.
 run: $(STAMP)
-	@exec $(BIN)/python -m dev.stack
+	@exec $(BIN)/python -m dev.local
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy app.py chalicelib dev
+	$(BIN)/mypy app.py chalicelib dev bench
 
 # Three pytest workers, one test file each at a time: most tests wait on tasks and
 # stacks rather than compute, so even two cores run them about twice as fast.
@@ -51,12 +51,12 @@ test: lint
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit tests/aws
 
-# Issue 7's benchmarks (a few minutes): prints the tables and writes BENCHMARKS.md.
-# `.venv/bin/python -m dev.bench --quick` is the fast check that `make test` also runs.
+# The benchmarks (a few minutes): prints the tables and writes BENCHMARKS.md.
+# `.venv/bin/python -m bench --quick` is the fast check that `make test` also runs.
 bench: $(STAMP)
-	$(BIN)/python -m dev.bench
+	$(BIN)/python -m bench
 
-# Production (README, "Deploy"): dev/deploy.py, plain boto3 CloudFormation plus Chalice.
+# Production (README, "Deploy"): dev/deploy/cli.py, plain boto3 CloudFormation plus Chalice.
 deploy destroy: $(STAMP)
 	@if [ -z "$(STAGE)" ]; then echo "make $@: name the stage, e.g. make $@ STAGE=prod" >&2; exit 2; fi
 	$(BIN)/python -m dev.deploy $@ --stage $(STAGE)

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from dev import deploy, policies
-from dev.infra import load_template
+from dev.deploy import cli as deploy
+from dev.deploy import policies
+from dev.local.infra import load_template
 from dev.stage import ROOT
 
 STAGE = "prod"

@@ -88,7 +88,7 @@ def _client(service: str) -> Any:
 def aws() -> Iterator[Aws]:
     from moto import mock_aws
 
-    from dev.moto_server import make_dynamodb_writes_atomic
+    from dev.local.moto_server import make_dynamodb_writes_atomic
 
     make_dynamodb_writes_atomic()  # as on AWS, where a conditional write is atomic
     with mock_aws():

@@ -26,7 +26,8 @@ import pytest
 from chalice.app import SQSEventConfig
 
 from chalicelib.longtask.queue import encode_message
-from dev import deploy, policies
+from dev.deploy import cli as deploy
+from dev.deploy import policies
 from dev.stage import CONFIG_FILE
 
 from .conftest import OWNER, STAGE, Aws, deliver, json_headers, start
@@ -317,7 +318,7 @@ def test_every_aws_call_is_allowed_to_the_function_that_makes_it_and_nothing_mor
     assert not strays, f"AWS calls outside any function: {strays}"
     denied = {c for c in calls if not allowing(policy_files[c.function], c.action, c.resource)}
     assert not denied, "calls that the function's policy does not allow (add a grant in " + (
-        "dev/policies.py if the call is meant to be):\n"
+        "dev/deploy/policies.py if the call is meant to be):\n"
         + "\n".join(f"  {c.function}: {c.action} on {c.resource} ({c.how})" for c in denied)
     )
 

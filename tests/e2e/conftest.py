@@ -1,4 +1,4 @@
-"""Fixtures that run the local stack (`python -m dev.stack`) as a user's `make run` would."""
+"""Fixtures that run the local stack (`python -m dev.local`) as a user's `make run` would."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def start_stack(
     log_dir: Path | None = None,
     ready_timeout: float = READY_SECONDS,
 ) -> RunningStack:
-    """Start `python -m dev.stack` in `project_dir` on free ports and wait for Ready."""
+    """Start `python -m dev.local` in `project_dir` on free ports and wait for Ready."""
     port, moto_port = free_port(), free_port()
     while moto_port == port:
         moto_port = free_port()
@@ -199,7 +199,7 @@ def start_stack(
     child_env.update(env or {})
     child_env["PYTHONUNBUFFERED"] = "1"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dev.stack", "--env-file", str(env_file), "--moto-log", moto_log],
+        [sys.executable, "-m", "dev.local", "--env-file", str(env_file), "--moto-log", moto_log],
         cwd=project_dir,
         env=child_env,
         stdin=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dev.bench import TITLES
+from bench.run import TITLES
 from dev.stage import ROOT
 
 from .conftest import inherited_environ
@@ -18,7 +18,7 @@ QUICK_SECONDS = 240
 def test_quick_bench_prints_and_writes_every_table(tmp_path: Path) -> None:
     output = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
-        [sys.executable, "-m", "dev.bench", "--quick", "--output", str(output)],
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
         cwd=ROOT,
         env=inherited_environ(),
         stdin=subprocess.DEVNULL,

@@ -33,8 +33,8 @@ import requests
 
 from chalicelib.longtask.model import TERMINAL
 from chalicelib.longtask.queue import encode_message
-from dev.local_worker import POLL_SECONDS
-from dev.stack import child_environment
+from dev.local.stack import child_environment
+from dev.local.worker import POLL_SECONDS
 from dev.stage import ROOT
 
 from .conftest import (
@@ -52,14 +52,14 @@ LEASE_SECONDS = 5
 SOAK_TASKS = int(os.environ.get("SOAK_TASKS", "60"))
 CHAOS_UNTIL = 0.9  # the share of the soak's tasks that end while workers are being killed
 
-# Starts dev.local_worker so that it gets SIGTERM when this process (more exactly, the
+# Starts dev.local.worker so that it gets SIGTERM when this process (more exactly, the
 # thread that started it) is gone, even after kill -9: no worker outlives the tests.
 _LAUNCH = """\
 import ctypes, os, signal, sys
 ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     sys.exit(0)
-os.execv(sys.executable, [sys.executable, "-m", "dev.local_worker", *sys.argv[2:]])
+os.execv(sys.executable, [sys.executable, "-m", "dev.local.worker", *sys.argv[2:]])
 """
 _OUTCOME = re.compile(r"task (\S+): (\w+)$")
 
@@ -68,7 +68,7 @@ _OUTCOME = re.compile(r"task (\S+): (\w+)$")
 
 
 def in_invocation(pid: int) -> bool:
-    """Whether a worker process is inside a Lambda invocation: dev.local_worker runs a
+    """Whether a worker process is inside a Lambda invocation: dev.local.worker runs a
     watchdog thread for exactly as long as an invocation lasts, so it has two threads."""
     try:
         return len(os.listdir(f"/proc/{pid}/task")) > 1
@@ -600,7 +600,7 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_task_taken_over_after_the_
     own = [
         pid
         for pid, command in descendants(stack.process.pid).items()
-        if "dev.local_worker --function worker" in command
+        if "dev.local.worker --function worker" in command
     ]
     (runner,) = until(lambda: [p for p in own if in_invocation(p)], 10, "the busy worker", stack)
     mark = len(stack.lines)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dev import stage
-from dev.infra import load_template
+from dev.local.infra import load_template
 from dev.stage import ROOT, TEMPLATE_FILE
 
 from .conftest import (
@@ -134,7 +134,7 @@ def test_template_passes_cfn_lint() -> None:
 
 
 def test_template_denies_requests_without_tls() -> None:
-    # Checked in the template: the local stack leaves this policy out (see dev/infra.py).
+    # Checked in the template: the local stack leaves this policy out (see dev/local/infra.py).
     resources = load_template()["Resources"]
     (policy,) = [r for r in resources.values() if r["Type"] == "AWS::S3::BucketPolicy"]
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -330,7 +330,7 @@ def test_sigterm_stops_every_child(stack_factory: StackFactory, tmp_path: Path) 
 def test_a_dying_child_stops_the_stack(stack_factory: StackFactory, tmp_path: Path) -> None:
     running = stack_factory(project_dir=probe_project(tmp_path / "project"), workers=1)
     children = descendants(running.process.pid)
-    (api,) = [pid for pid, command in children.items() if "dev.local_api" in command]
+    (api,) = [pid for pid, command in children.items() if "dev.local.api" in command]
     os.kill(api, signal.SIGKILL)
     running.wait_for_output(r"api \(pid \d+\) exited unexpectedly")
     assert running.stop() == 1

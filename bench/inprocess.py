@@ -22,8 +22,8 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from dev import stage
-from dev.infra import load_template
-from dev.local_worker import LambdaContext, sqs_event
+from dev.local.infra import load_template
+from dev.local.worker import LambdaContext, sqs_event
 from dev.stage import ROOT, TEMPLATE_FILE
 
 REGION = "us-east-1"
@@ -283,7 +283,7 @@ class InProcessAws:
         import boto3
 
         cloudformation = boto3.client("cloudformation", region_name=REGION)
-        # moto skips the bucket policy and the alarm (see dev/infra.py); none is counted here.
+        # moto skips the bucket policy and the alarm (see dev/local/infra.py); none is counted here.
         logging.getLogger("moto").setLevel(logging.ERROR)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Tried to parse")

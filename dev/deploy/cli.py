@@ -37,8 +37,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dev import policies, stage
-from dev.stack import stack_parameters
+from dev import stage
+from dev.deploy import policies
+from dev.local.stack import stack_parameters
 from dev.stage import CONFIG_FILE, ROOT, TEMPLATE_FILE
 
 # Long enough for the slowest resource (a table with an index takes a few minutes).

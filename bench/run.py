@@ -1,6 +1,6 @@
 """`make bench`: what a task costs on AWS and how fast longtask is, written to BENCHMARKS.md.
 
-    python -m dev.bench [--quick] [--output PATH] [--only 1,3,...]
+    python -m bench [--quick] [--output PATH] [--only 1,3,...]
 
 Runs the six benchmarks of issue 7 and prints their tables; a full run takes a few minutes
 and writes BENCHMARKS.md (method and numbers). --quick uses tiny sizes (under a minute) and
@@ -23,9 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dev import bench_cold, bench_cost, bench_eta, bench_handlers, bench_ops, bench_stack
-from dev.bench_inprocess import InProcessAws
-from dev.bench_report import Section, targets_table
+from bench import cold as cold_bench
+from bench import cost as cost_bench
+from bench import eta as eta_bench
+from bench import handlers as handlers_bench
+from bench import ops as ops_bench
+from bench import stack as stack_bench
+from bench.inprocess import InProcessAws
+from bench.report import Section, targets_table
 from dev.stage import ROOT
 
 DEFAULT_OUTPUT = ROOT / "BENCHMARKS.md"
@@ -83,31 +88,31 @@ def run_all(sizes: Sizes, only: set[int]) -> Runs:
     runs = Runs()
     if 2 in only:
         only = only | {1, 3}
-    ops: bench_ops.OpsResult | None = None
-    handlers: bench_handlers.HandlerResult | None = None
+    ops: ops_bench.OpsResult | None = None
+    handlers: handlers_bench.HandlerResult | None = None
 
     def lifecycles(aws: InProcessAws) -> Section:
         nonlocal ops
-        ops = bench_ops.measure(aws, sizes.real_clock_check)
-        return bench_ops.section(ops)
+        ops = ops_bench.measure(aws, sizes.real_clock_check)
+        return ops_bench.section(ops)
 
     def overhead(aws: InProcessAws) -> Section:
         nonlocal handlers
-        handlers = bench_handlers.measure(aws, sizes.handler_rounds)
-        return bench_handlers.section(handlers)
+        handlers = handlers_bench.measure(aws, sizes.handler_rounds)
+        return handlers_bench.section(handlers)
 
     def cost() -> Section:
         if ops is None:
             raise RuntimeError("benchmark 1 failed, so there are no counts to price")
-        return bench_cost.section(bench_cost.compute(ops, handlers), ops)
+        return cost_bench.section(cost_bench.compute(ops, handlers), ops)
 
     def stack() -> Section:
         with tempfile.TemporaryDirectory(prefix="longtask-bench-") as logs:
-            results = bench_stack.measure(
+            results = stack_bench.measure(
                 list(sizes.worker_counts), sizes.stack_tasks, sizes.paced_tasks, Path(logs), log
             )
         runs.failed |= any(run.error for run in results)
-        return bench_stack.section(results)
+        return stack_bench.section(results)
 
     if only & {1, 3}:
         try:
@@ -123,14 +128,14 @@ def run_all(sizes: Sizes, only: set[int]) -> Runs:
     if 4 in only:
         runs.run(
             4,
-            lambda: bench_cold.section(
-                bench_cold.measure_imports(sizes.import_runs), bench_cold.measure_package()
+            lambda: cold_bench.section(
+                cold_bench.measure_imports(sizes.import_runs), cold_bench.measure_package()
             ),
         )
     if 5 in only:
         runs.run(5, stack)
     if 6 in only:
-        runs.run(6, lambda: bench_eta.section(bench_eta.measure()))
+        runs.run(6, lambda: eta_bench.section(eta_bench.measure()))
     return runs
 
 
@@ -154,7 +159,7 @@ def report(
     lines = [
         "# Benchmarks",
         "",
-        f"Measured by `make bench` (`python -m dev.bench`){mode} on "
+        f"Measured by `make bench` (`python -m bench`){mode} on "
         f"{started:%Y-%m-%d %H:%M} UTC, on a machine with {cores} cores "
         f"({platform.system()} {platform.machine()}, Python {platform.python_version()}); "
         f"the run took {seconds / 60:.1f} min. Load average {load[0]:.1f} at the start and "

@@ -1,6 +1,6 @@
 """The local stack of `make run`: moto, the resources of infra/, the HTTP app and its workers.
 
-    python -m dev.stack [--env-file PATH]
+    python -m dev.local [--env-file PATH]
 
 Reads PORT (8000), MOTO_PORT (5000), WORKERS (2) and WORKER_TIMEOUT (the dev stage's
 worker lambda_timeout) from the environment; LONGTASK_* variables there override the dev
@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from dev import infra, stage
-from dev.children import Children
+from dev import stage
+from dev.local import infra
+from dev.local.children import Children
 from dev.stage import ROOT
 
 HOST = "127.0.0.1"
@@ -241,7 +242,15 @@ def start(
         children.start(
             "moto",
             # moto's own server, with DynamoDB's conditional writes made atomic as on AWS.
-            [sys.executable, "-m", "dev.moto_server", "-H", HOST, "-p", str(options.moto_port)],
+            [
+                sys.executable,
+                "-m",
+                "dev.local.moto_server",
+                "-H",
+                HOST,
+                "-p",
+                str(options.moto_port),
+            ],
             os.environ,
             output=moto_output,
         )
@@ -262,15 +271,15 @@ def start(
 
     python = sys.executable
     children.start(
-        "api", [python, "-m", "dev.local_api", "--host", HOST, "--port", str(options.port)], env
+        "api", [python, "-m", "dev.local.api", "--host", HOST, "--port", str(options.port)], env
     )
     for i in range(1, options.workers + 1):
-        command = [python, "-m", "dev.local_worker", "--function", "worker"]
+        command = [python, "-m", "dev.local.worker", "--function", "worker"]
         command += ["--timeout", f"{options.worker_timeout:g}", "--label", f"worker-{i}"]
         children.start(f"worker-{i}", command, env, restartable=True)
     children.start(
         "dead_letters",
-        [python, "-m", "dev.local_worker", "--function", "dead_letters", "--label", "dead_letters"],
+        [python, "-m", "dev.local.worker", "--function", "dead_letters", "--label", "dead_letters"],
         env,
         restartable=True,
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from bench.handlers import HandlerResult
+from bench.ops import COST_CASE, OpsResult, worker_name
+from bench.report import Section, Table, dollars
 from chalicelib.longtask.progress import poll_interval
 from dev import stage
-from dev.bench_handlers import HandlerResult
-from dev.bench_ops import COST_CASE, OpsResult, worker_name
-from dev.bench_report import Section, Table, dollars
 
 REGION = "us-east-1"
 PRICES_AS_OF = "2026-11-28"

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     # Not `chalice local`: it copies the stage's environment_variables over os.environ,
     # which would undo the overrides (LONGTASK_LEASE_SECONDS=10 make run) and the stack's
-    # resource names that dev.stack has already put into this process's environment.
+    # resource names that dev.local.stack has already put into this process's environment.
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     app = importlib.import_module("app").app

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from dev.bench_cold import clean_environ
+from bench.cold import clean_environ
 from dev.stage import ROOT
 
 HOST = "127.0.0.1"
@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 class LocalStack:
-    """`python -m dev.stack` with `workers` worker processes on free 127.0.0.1 ports.
+    """`python -m dev.local` with `workers` worker processes on free 127.0.0.1 ports.
 
     It stops on SIGTERM, and by itself if this process dies (it watches its parent)."""
 
@@ -65,7 +65,7 @@ class LocalStack:
                 [
                     sys.executable,
                     "-m",
-                    "dev.stack",
+                    "dev.local",
                     "--env-file",
                     str(self.env_file),
                     "--moto-log",

@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from dev.bench_inprocess import BENCH_KIND, Capacity, InProcessAws
-from dev.bench_report import Section, Table, Target
+from bench.inprocess import BENCH_KIND, Capacity, InProcessAws
+from bench.report import Section, Table, Target
 
 # (log_progress calls, seconds) of the worker runs; the last is the 60 s task of benchmark 2.
 WORKER_CASES = [(0, 1.0), (10, 1.0), (10_000, 1.0), (0, 10.0), (10, 10.0), (10_000, 10.0)]

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.report import Section, Table, Target, median, ms, ratio
 from dev import stage
-from dev.bench_report import Section, Table, Target, median, ms, ratio
 from dev.stage import ROOT
 
 IMPORT_TARGET = 1.2

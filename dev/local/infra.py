@@ -180,7 +180,7 @@ def _get_att(stack: Stack, logical_id: str, attribute: str) -> str:
         return arns[kind]
     if attribute == "QueueName" and kind == "AWS::SQS::Queue":
         return name
-    raise StackError(f"dev/infra.py cannot resolve !GetAtt {logical_id}.{attribute} yet")
+    raise StackError(f"dev/local/infra.py cannot resolve !GetAtt {logical_id}.{attribute} yet")
 
 
 def _ref(stack: Stack, name: str) -> str:
@@ -234,7 +234,7 @@ def resolve(stack: Stack, value: Any) -> Any:
         text, variables = argument
         return _sub(stack, text, {k: str(resolve(stack, v)) for k, v in variables.items()})
     if len(value) == 1 and next(iter(value)).startswith("Fn::"):
-        raise StackError(f"dev/infra.py cannot resolve {next(iter(value))} yet")
+        raise StackError(f"dev/local/infra.py cannot resolve {next(iter(value))} yet")
     return {k: resolve(stack, v) for k, v in value.items()}
 
 
@@ -278,7 +278,9 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
         "AbortIncompleteMultipartUpload",
     }
     if unknown:
-        raise StackError(f"dev/infra.py does not apply lifecycle rule keys {sorted(unknown)} yet")
+        raise StackError(
+            f"dev/local/infra.py does not apply lifecycle rule keys {sorted(unknown)} yet"
+        )
     return out
 
 
@@ -333,7 +335,7 @@ def complete_stack(stack: Stack, endpoint_url: str) -> None:
     clients = _Clients(endpoint_url)
     for logical_id, resource in stack.template["Resources"].items():
         if "Condition" in resource:
-            raise StackError(f"dev/infra.py does not evaluate Conditions yet ({logical_id})")
+            raise StackError(f"dev/local/infra.py does not evaluate Conditions yet ({logical_id})")
         kind = resource["Type"]
         if kind in NOT_APPLIED_LOCALLY:
             continue
@@ -348,6 +350,6 @@ def complete_stack(stack: Stack, endpoint_url: str) -> None:
             _create_alarm(stack, clients, props)
         else:
             raise StackError(
-                f"moto's CloudFormation skipped {logical_id} ({kind}) and dev/infra.py "
+                f"moto's CloudFormation skipped {logical_id} ({kind}) and dev/local/infra.py "
                 "does not create that type by hand yet"
             )

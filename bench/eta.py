@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from dev.bench_report import Section, Table
+from bench.report import Section, Table
 
 MILESTONES = (25, 50, 75)
 START = 1_800_000_000.0  # any epoch second will do; the clock is virtual

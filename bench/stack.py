@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dev.bench_localstack import Backlog, LocalStack, StackError, wait_until_drained
-from dev.bench_report import Section, Table, Target, ms, percentile, ratio
+from bench.localstack import Backlog, LocalStack, StackError, wait_until_drained
+from bench.report import Section, Table, Target, ms, percentile, ratio
 
 CLIENTS = 4  # concurrent HTTP clients (and boto3 threads for the ceiling)
 PACED_CLIENTS = 16
@@ -270,14 +270,14 @@ def section(runs: list[StackRun], cpus: int | None = os.cpu_count()) -> Section:
             )
     if any(run.anomalies for run in runs):
         notes.append(
-            "A `done` document without `finished_at` is a torn read: dev/moto_server.py "
+            "A `done` document without `finished_at` is a torn read: dev/local/moto_server.py "
             "serialises moto's DynamoDB writes but not its reads, so a GetItem can land in "
             "the middle of the final UpdateItem (on AWS a read sees an item before or after "
             "a write, never half of one)."
         )
     sizes = f"{runs[0].tasks} tasks" if runs else "no tasks"
     method = f"""
-For each worker count a fresh local stack (`python -m dev.stack`: moto server, the HTTP
+For each worker count a fresh local stack (`python -m dev.local`: moto server, the HTTP
 app, N worker processes, all on free 127.0.0.1 ports, stopped with SIGTERM; it also stops
 by itself if the bench dies), warmed up with {WARM_UP_PER_WORKER} tasks per worker so that
 every process has made its boto3 clients. First the ceiling: {CLIENTS} threads put

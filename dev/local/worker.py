@@ -41,7 +41,7 @@ from chalice.app import SQSEventConfig
 from dev import stage
 from dev.stage import ROOT
 
-log = logging.getLogger("dev.local_worker")
+log = logging.getLogger("dev.local.worker")
 
 # Short, so that SIGTERM never waits long for a poll to end.
 POLL_SECONDS = 2
@@ -290,7 +290,7 @@ def restart_runtime() -> None:
     keeps supervising it)."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "dev.local_worker", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "dev.local.worker", *sys.argv[1:]])
 
 
 def _shutdown(signum: int, frame: FrameType | None) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dev.bench_inprocess import InProcessAws
-from dev.bench_report import Section, Table, Target, median, ms, ratio
-from dev.local_worker import LambdaContext
+from bench.inprocess import InProcessAws
+from bench.report import Section, Table, Target, median, ms, ratio
+from dev.local.worker import LambdaContext
 
 KIND = "sleep"
 TARGET_RATIO = 1.3

@@ -2,7 +2,7 @@
 
 Chalice deploys with `autogen_policy: false`, so every function's role gets exactly the
 policy file that `iam_policy_file` names in .chalice/config.json. Those files are written
-from the grants below (dev/deploy.py), never by hand, so the one list here is what to
+from the grants below (dev/deploy/cli.py), never by hand, so the one list here is what to
 review. tests/aws/test_policy.py runs a task's whole life on moto, records every AWS call
 each function makes and fails on a call that no grant allows, and on a grant no call uses.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dev.infra import REGION, Stack, load_template, resolve
+from dev.local.infra import REGION, Stack, load_template, resolve
 from dev.stage import CONFIG_FILE, TEMPLATE_FILE
 
 # The functions of app.py: Chalice's API handler and the two SQS handlers.
@@ -156,7 +156,7 @@ def expected_outputs(
     template_file: Path = TEMPLATE_FILE,
 ) -> dict[str, str]:
     """The infra stack's Outputs for `stage`, computed from the template's own naming
-    without creating anything: what `dev.deploy configure` writes for the one-stack
+    without creating anything: what `dev.deploy.cli configure` writes for the one-stack
     variant, where the stack does not exist yet."""
     template = load_template(template_file)
     parameters = {k: str(v.get("Default", "")) for k, v in template["Parameters"].items()}

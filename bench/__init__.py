@@ -1,0 +1,1 @@
+"""The benchmarks of `make bench`: AWS calls, cost, overhead, cold start, throughput, ETA."""

@@ -1,0 +1,1 @@
+"""Production: `make deploy` / `make destroy` and the least-privilege policies they write."""
