@@ -47,7 +47,7 @@ def simulate(durations: list[float]) -> list[Estimate]:
     """Runs a task that takes `durations` through the real runner on an in-memory store and
     a virtual clock; at the first stored progress of each milestone, reads the status
     document's eta_seconds as a poll at that moment would."""
-    from chalicelib.longtask.memory import MemoryQueue, MemoryResults, MemoryTaskStore
+    from chalicelib.longtask.backends import MemoryQueue, MemoryResults, MemoryTaskStore
     from chalicelib.longtask.model import Links, Status, TaskRecord, new_task_id, status_document
     from chalicelib.longtask.runner import Runner
     from chalicelib.longtask.settings import Settings

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.inprocess import InProcessAws
 from bench.report import Section, Table, Target, median, ms, ratio
-from dev.local.worker import LambdaContext
+from chalicelib.longtask.testing import LambdaContext
 
 KIND = "sleep"
 TARGET_RATIO = 1.3
@@ -78,8 +78,9 @@ def measure(aws: InProcessAws, iterations: int, warmup: int = 10) -> HandlerResu
     assert aws.app_module is not None
     app = aws.app_module.app
     tasks = aws.tasks
-    dynamodb, sqs = tasks.store.client, tasks.queue.client
-    table, queue_url = tasks.store.table, tasks.queue.url
+    backends: Any = tasks.backends
+    dynamodb, sqs = backends.store.client, backends.queue.client
+    table, queue_url = backends.store.table, backends.queue.url
     # A returning visitor: with the owner cookie, the start makes no new one.
     cookie = "longtask_owner=" + "b" * 43
     json_headers = {
@@ -88,7 +89,7 @@ def measure(aws: InProcessAws, iterations: int, warmup: int = 10) -> HandlerResu
         "cookie": cookie,
     }
     body = json.dumps({"seconds": 1})
-    context = LambdaContext("longtask-prod-api_handler", 10.0, "256", "arn:aws:lambda:bench")
+    context = LambdaContext("longtask-prod-api_handler", 10.0, memory_limit_in_mb="256")
 
     with aws.http_client() as client:
         started = json.loads(

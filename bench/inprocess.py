@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any
 
+from chalicelib.longtask.testing import LambdaContext, sqs_event
 from dev import stage
 from dev.local.infra import load_template
-from dev.local.worker import LambdaContext, sqs_event
 from dev.stage import ROOT, TEMPLATE_FILE
 
 REGION = "us-east-1"
@@ -311,14 +311,15 @@ class InProcessAws:
         )
         self.app_module = importlib.import_module("app")
         tasks = self.tasks
-        for client in (tasks.store.client, tasks.queue.client, tasks.results.client):
+        backends: Any = tasks.backends
+        for client in (backends.store.client, backends.queue.client, backends.results.client):
             self.calls.hook(client)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.queue_url = self.sqs.get_queue_url(QueueName=outputs["QueueName"])["QueueUrl"]
         self.queue_arn = outputs["QueueArn"]
         self.event_source_calls.hook(self.sqs)
         register_bench_task(tasks, self.pacer)
-        tasks.runner.clock = self.clock
+        tasks.use_backends(tasks.backends, clock=self.clock)
         self.calls.reset()
         self.event_source_calls.reset()
 

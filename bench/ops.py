@@ -99,14 +99,14 @@ def measure(aws: InProcessAws, real_clock_check: bool) -> OpsResult:
         for i, (n, seconds) in enumerate(cases):
             real = i >= len(WORKER_CASES) + 1
             aws.pacer.real = real
-            aws.tasks.runner.clock = time.time if real else aws.clock
+            aws.tasks.use_backends(aws.tasks.backends, clock=time.time if real else aws.clock)
             document = _start(client, n, seconds)
             calls.reset()
             aws.event_source_calls.reset()
             outcome = aws.deliver()
             ops, capacity = calls.take()
             event_source, _ = aws.event_source_calls.take()
-            record = aws.tasks.store.get(document["id"])
+            record = aws.tasks.backends.store.get(document["id"])
             calls.reset()
             if outcome != "deleted" or record is None or record.status.value != "done":
                 raise RuntimeError(f"the bench task ended {outcome}, record {record}")
@@ -124,7 +124,7 @@ def measure(aws: InProcessAws, real_clock_check: bool) -> OpsResult:
             )
             done = document
         aws.pacer.real = False
-        aws.tasks.runner.clock = aws.clock
+        aws.tasks.use_backends(aws.tasks.backends, clock=aws.clock)
 
         html = client.http.get(done["links"]["self"], headers={"Accept": "text/html"})
         if html.status_code != 303:

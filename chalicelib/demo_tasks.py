@@ -1,4 +1,5 @@
-"""The demo tasks of SPEC §5: counting primes, a monthly CSV report, and sleeping."""
+"""The demo tasks: counting primes, a monthly CSV report, and sleeping; and `declare`,
+which offers them on a LongTasks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import random
 import time
 from typing import Any
 
-from .longtask import File, TaskContext
+from .longtask import File, Integer, LongTasks, Number, TaskContext, Text
 
 
 class _PlannedFailure(RuntimeError):
@@ -133,3 +134,28 @@ def sleep(params: dict[str, Any], ctx: TaskContext) -> dict[str, float]:
             f"Slept {done:g} of {seconds:g} s", step=math.ceil(done), total_steps=total
         )
     return {"slept": seconds}
+
+
+def declare(tasks: LongTasks) -> None:
+    """Offers the three demo tasks on `tasks`."""
+    tasks.task(
+        "primes",
+        title="Count primes",
+        description="Counts the prime numbers up to a limit with a segmented sieve.",
+        params={"limit": Integer(min=2, max=50_000_000, example="1000000")},
+    )(count_primes)
+    tasks.task(
+        "report",
+        title="Monthly report",
+        description="Sums a month of synthetic invoices per day into a CSV file.",
+        params={"month": Text(pattern=r"\d{4}-\d{2}", example="2024-02", check=valid_month)},
+    )(monthly_report)
+    tasks.task(
+        "sleep",
+        title="Sleep",
+        description="Waits, one progress step per second; can fail on purpose to show retries.",
+        params={
+            "seconds": Number(min=0, max=3600, example="30"),
+            "fail_times": Integer(min=0, max=100, default=0, label="Fail the first attempts"),
+        },
+    )(sleep)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .model import Conflict, Expect, Progress, Status, TaskRecord
+from .attempt import Attempt
+from .backends import Conflict
+from .model import Progress, Status
 from .progress import ProgressThrottle, update_rate
 from .tasks import TaskCancelled
-
-if TYPE_CHECKING:
-    from .runner import Runner
 
 # A checkpoint lives in the task record, whose item DynamoDB caps at 400 KB.
 MAX_CHECKPOINT_BYTES = 64 * 1024
@@ -30,42 +29,29 @@ class LostClaim(BaseException):
     """Another worker took the task over (this one was silent past its lease)."""
 
 
-def running(attempt: int) -> Expect:
-    """The state every write of a running attempt requires: still ours, not cancelled."""
-    return Expect(statuses=frozenset({Status.STARTED}), attempts=attempt)
-
-
 class RunContext:
     """The `ctx` a task function gets: progress, checkpoints, cancellation."""
 
-    def __init__(
-        self,
-        runner: Runner,
-        task: TaskRecord,
-        lease_seconds: float,
-        deadline: float | None,
-        receipt_handle: str,
-        visible_at: float,
-    ) -> None:
-        self._runner = runner
-        self._task = task
-        self._lease_seconds = lease_seconds
+    def __init__(self, attempt: Attempt, progress_interval: float, deadline: float | None) -> None:
+        self._attempt = attempt
+        self._clock = attempt.clock
+        self._task = attempt.task
+        self._interval = progress_interval
         self._deadline = deadline
-        self._receipt_handle = receipt_handle
-        self._visible_at = visible_at  # when the message shows again if nobody hides it
-        self._throttle = ProgressThrottle(runner.settings.progress_interval)
-        self._throttle.wrote(runner.clock())  # the claim itself just wrote
-        self._checked_cancel_at = runner.clock()
-        self.attempt = task.attempts
-        self.progress = task.progress
-        self.resume_state: Any = task.checkpoint
-        self._checkpoint: Any = task.checkpoint
+        now = self._clock()
+        self._throttle = ProgressThrottle(progress_interval)
+        self._throttle.wrote(now)  # the claim itself just wrote
+        self._checked_cancel_at = now
+        self.attempt = attempt.number
+        self.progress = self._task.progress
+        self.resume_state: Any = self._task.checkpoint
+        self._checkpoint: Any = self._task.checkpoint
         self._checkpoint_dirty = False
 
     def log_progress(
         self, message: str, step: int | None = None, total_steps: int | None = None
     ) -> None:
-        now = self._runner.clock()
+        now = self._clock()
         started = self._task.started_at or now
         previous = self.progress
         rate = update_rate(previous.rate, previous.step, previous.at, step, now, started)
@@ -92,10 +78,10 @@ class RunContext:
 
     @property
     def cancelled(self) -> bool:
-        now = self._runner.clock()
-        if now - self._checked_cancel_at >= self._runner.settings.progress_interval:
+        now = self._clock()
+        if now - self._checked_cancel_at >= self._interval:
             self._checked_cancel_at = now
-            current = self._runner.store.get(self._task.id)
+            current = self._attempt.store.get(self._task.id)
             return current is None or current.status is Status.CANCELLED
         return False
 
@@ -105,19 +91,11 @@ class RunContext:
 
     def flush(self, now: float) -> None:
         """Writes the progress (and renews the lease) if the task is still ours."""
-        if self._visible_at - now < self._lease_seconds / 2:
-            self.hide_message(now)
-        changes: dict[str, Any] = {
-            "progress": self.progress,
-            # Never past the time the message shows again: a delivery after a crash
-            # must find the lease expired, or it would only count a receive.
-            "lease_until": self._visible_at,
-            "updated_at": now,
-        }
+        changes: dict[str, Any] = {"progress": self.progress}
         if self._checkpoint_dirty:
             changes["checkpoint"] = self._checkpoint
         try:
-            self._runner.store.update(self._task.id, changes, running(self.attempt))
+            self._attempt.renew_lease(changes, now)
         except Conflict as exc:
             current = exc.current
             if current is None or current.status is Status.CANCELLED:
@@ -125,16 +103,6 @@ class RunContext:
             raise LostClaim() from None
         self._checkpoint_dirty = False
         self._throttle.wrote(now)
-
-    def hide_message(self, now: float) -> None:
-        """Keeps this attempt's message hidden as long as its lease.
-
-        If the worker dies, the message shows again about when the lease runs
-        out, and the next delivery takes the task over: recovery takes one lease,
-        not the queue's visibility timeout (six times the worker's timeout).
-        """
-        self._runner.queue.show_again_in(self._receipt_handle, self._lease_seconds)
-        self._visible_at = now + self._lease_seconds
 
     def _check_time(self, now: float) -> None:
         if self._deadline is not None and now >= self._deadline:

@@ -1,25 +1,25 @@
-"""LongTasks: plugs the routes, the worker and the dead-letter handler into a Chalice app."""
+"""LongTasks: mounts the routes, the worker and the dead-letter handler in a Chalice app."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
-from functools import cached_property
 from typing import Any
 
 from chalice import Chalice
 from chalice.app import SQSEvent
 
-from .model import ErrorInfo, Expect, Status, TaskRecord, is_task_id, new_task_id, sources_of
+from .backends import Backends, Clock
+from .model import TaskRecord, is_task_id
 from .params import Param
-from .queue import TaskQueue, decode_message
-from .results import ResultStore
+from .queue import decode_message
 from .runner import Outcome, Runner
-from .settings import Settings
-from .store import TaskStore
+from .service import TaskService
+from .settings import EventSources, Settings
 from .tasks import TaskFunction, TaskRegistry
-from .web import Web
+from .web.routes import Routes
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +37,40 @@ class LongTasks:
 
     Lambda finds event handlers as module attributes of app.py, so app.py binds
     `worker = tasks.worker` and `dead_letters = tasks.dead_letters`.
+
+    `url_prefix` mounts every route under a path of the host app ("/jobs"); longtask
+    adds nothing outside it and leaves the host's own routes and answers alone.
+    `settings` and `backends` default to the environment and to DynamoDB, SQS and S3,
+    both made on first use; `longtask.testing` passes in-memory backends instead.
     """
 
-    def __init__(self, app: Chalice, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        app: Chalice,
+        *,
+        url_prefix: str = "",
+        settings: Settings | None = None,
+        backends: Backends | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        if url_prefix and (not url_prefix.startswith("/") or url_prefix.endswith("/")):
+            raise ValueError(f"url_prefix {url_prefix!r}: start it with / and end it without")
         self.app = app
-        self.settings = settings or Settings.from_env()
+        self.url_prefix = url_prefix
+        self.clock = clock
+        self._settings = settings
+        self._backends = backends
+        self._runner: Runner | None = None
+        self._lock = threading.Lock()
         # Task outcomes are worth a line in the logs; Lambda's root logger would
         # otherwise drop INFO.
-        logging.getLogger("chalicelib.longtask").setLevel(logging.INFO)
+        logging.getLogger(__package__).setLevel(logging.INFO)
         self.registry = TaskRegistry()
-        Web(self).register(app)
+        self.service = TaskService(
+            self.registry, lambda: self.settings, lambda: self.backends, clock
+        )
+        routes = Routes(self.service, url_prefix)
+        app.register_blueprint(routes.blueprint, url_prefix=url_prefix or None)
 
         def worker(event: SQSEvent) -> None:
             self._each_message(event, self.runner.run)
@@ -54,6 +78,7 @@ class LongTasks:
         def dead_letters(event: SQSEvent) -> None:
             self._each_message(event, lambda task_id, *_: self.runner.dead_letter(task_id))
 
+        sources = EventSources.of(settings) if settings else EventSources.from_env()
         # Batch size 1 on purpose: Chalice 1.34 cannot turn on
         # ReportBatchItemFailures, so a failed message can only be kept by
         # raising, which would re-run every other task of a larger batch.
@@ -61,16 +86,18 @@ class LongTasks:
         # concurrency: a throttled delivery would still count as a receive and
         # could push a task that never ran into the dead-letter queue.
         self.worker = app.on_sqs_message(
-            queue=self.settings.queue,
+            queue=sources.queue,
             batch_size=1,
             name="worker",
-            maximum_concurrency=self.settings.worker_concurrency,
+            maximum_concurrency=sources.worker_concurrency,
         )(worker)
         self.dead_letters = app.on_sqs_message(
-            queue=self.settings.dead_letter_queue, batch_size=1, name="dead_letters"
+            queue=sources.dead_letter_queue,
+            batch_size=1,
+            name="dead_letters",
         )(dead_letters)
 
-    # -- declaring tasks
+    # -- declaring and starting tasks
 
     def task(
         self,
@@ -88,82 +115,52 @@ class LongTasks:
 
         return register
 
-    # -- AWS, built on first use so that importing app.py makes no client
+    def start(self, kind: str, /, **params: Any) -> TaskRecord:
+        """Starts a task from Python, validated exactly as an HTTP start is
+        (InvalidParams names each wrong field)."""
+        return self.service.start(kind, {name: [value] for name, value in params.items()})
 
-    def _client(self, service: str) -> Any:
-        import boto3
-        from botocore.config import Config
+    # -- settings and backends, on first use
 
-        config = Config(
-            retries={"mode": "standard"},
-            signature_version="s3v4" if service == "s3" else None,
-            s3={"addressing_style": "path"} if self.settings.endpoint_url else {},
-        )
-        session: Any = boto3.session.Session()
-        return session.client(service, endpoint_url=self.settings.endpoint_url, config=config)
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
 
-    @cached_property
-    def store(self) -> TaskStore:
-        return TaskStore(self._client("dynamodb"), self.settings.table)
+    @property
+    def backends(self) -> Backends:
+        if self._backends is None:
+            with self._lock:
+                if self._backends is None:
+                    self._backends = aws_backends(self.settings)
+        return self._backends
 
-    @cached_property
-    def queue(self) -> TaskQueue:
-        return TaskQueue(self._client("sqs"), self.settings.queue)
+    def use_backends(
+        self, backends: Backends, settings: Settings | None = None, clock: Clock | None = None
+    ) -> None:
+        """Swaps in other backends (and settings, and a clock), e.g. in-memory ones for tests."""
+        with self._lock:
+            self._backends = backends
+            if settings is not None:
+                self._settings = settings
+            if clock is not None:
+                self.clock = self.service.clock = clock
+            self._runner = None
 
-    @cached_property
-    def results(self) -> ResultStore:
-        return ResultStore(self._client("s3"), self.settings.bucket)
-
-    @cached_property
+    @property
     def runner(self) -> Runner:
-        return Runner(self.registry, self.store, self.queue, self.results, self.settings)
-
-    # -- what the routes do
-
-    def start(self, kind: str, params: dict[str, Any], owner: str | None = None) -> TaskRecord:
-        """Records a validated task as ready and queues its id."""
-        now = time.time()
-        task = TaskRecord(
-            id=new_task_id(),
-            kind=kind,
-            params=params,
-            status=Status.READY,
-            created_at=now,
-            updated_at=now,
-            owner=owner,
-            expires_at=int(now + self.settings.retention_days * 86400),
-        )
-        self.store.create(task)
-        try:
-            self.queue.send(task.id)
-        except Exception:
-            # Without its message the task would wait forever: say so instead.
-            log.exception("task %s: could not queue it", task.id)
-            self.store.update(
-                task.id,
-                {
-                    "status": Status.FAILED,
-                    "finished_at": time.time(),
-                    "error": ErrorInfo(
-                        "QueueError", "the task could not be queued; start it again"
-                    ),
-                },
+        if self._runner is None:
+            backends = self.backends
+            self._runner = Runner(
+                self.registry,
+                backends.store,
+                backends.queue,
+                backends.results,
+                self.settings,
+                clock=self.clock,
             )
-            raise
-        return task
-
-    def cancel(self, task: TaskRecord) -> TaskRecord:
-        """Cancels a task that has not finished; a running one stops at its next progress."""
-        now = time.time()
-        return self.store.update(
-            task.id,
-            {"status": Status.CANCELLED, "finished_at": now, "updated_at": now},
-            Expect(statuses=sources_of(Status.CANCELLED)),
-        )
-
-    def result_url(self, task: TaskRecord) -> str:
-        assert task.result is not None
-        return self.results.url(task.result.key, self.settings.result_url_ttl)
+        return self._runner
 
     # -- the Lambda handlers' loop
 
@@ -187,3 +184,30 @@ class LongTasks:
                 kept.append(task_id)
         if kept:
             raise RetryLater(f"task(s) {', '.join(kept)} will be delivered again")
+
+
+def aws_backends(settings: Settings) -> Backends:
+    """DynamoDB, SQS and S3 from the settings' names (ConfigError naming what is unset)."""
+    import boto3
+    from botocore.config import Config
+
+    from .queue import SqsTaskQueue
+    from .results import S3ResultStore
+    from .store import DynamoTaskStore
+
+    table, queue, bucket = (settings.resource(n) for n in ("table", "queue", "bucket"))
+
+    def client(service: str) -> Any:
+        config = Config(
+            retries={"mode": "standard"},
+            signature_version="s3v4" if service == "s3" else None,
+            s3={"addressing_style": "path"} if settings.endpoint_url else {},
+        )
+        session: Any = boto3.session.Session()
+        return session.client(service, endpoint_url=settings.endpoint_url, config=config)
+
+    return Backends(
+        DynamoTaskStore(client("dynamodb"), table),
+        SqsTaskQueue(client("sqs"), queue),
+        S3ResultStore(client("s3"), bucket),
+    )

@@ -27,7 +27,7 @@ class Status(StrEnum):
 
 TERMINAL = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
 
-# Which status each status may move to. The stores turn these into DynamoDB
+# Which status each status may move to. Writes name their allowed sources as
 # conditions, so a late or duplicate worker can never move a finished task back.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.READY: frozenset({Status.STARTED, Status.CANCELLED, Status.FAILED}),
@@ -145,7 +145,7 @@ class Links:
 
 
 def status_document(task: TaskRecord, links: Links, now: float) -> dict[str, Any]:
-    """The JSON status document of SPEC §3, as users and programs see it."""
+    """The JSON status document, as users and programs see it."""
     progress = task.progress
     end = task.finished_at if task.is_terminal and task.finished_at else now
     elapsed = round(max(end - task.started_at, 0.0), 1) if task.started_at else None
@@ -185,52 +185,3 @@ def status_document(task: TaskRecord, links: Links, now: float) -> dict[str, Any
         },
         "error": ({"type": task.error.type, "message": task.error.message} if task.error else None),
     }
-
-
-class Conflict(Exception):
-    """The record was not in an expected state; `current` is what it is (None: missing)."""
-
-    def __init__(self, current: TaskRecord | None) -> None:
-        super().__init__(f"task is {current.status.value if current else 'missing'}")
-        self.current = current
-
-
-@dataclass(frozen=True)
-class Expect:
-    """One state a conditional write expects to find; the stores make it atomic.
-
-    Every given part must hold: the status is one of `statuses`, the attempt
-    counter equals `attempts`, the lease ran out before `lease_expired_by`, the
-    handoff flag of a checkpointed task is `resume`.
-    """
-
-    statuses: frozenset[Status] | None = None
-    attempts: int | None = None
-    attempts_below: int | None = None
-    lease_expired_by: float | None = None
-    resume: bool | None = None
-
-    def holds_for(self, task: TaskRecord) -> bool:
-        if self.statuses is not None and task.status not in self.statuses:
-            return False
-        if self.attempts is not None and task.attempts != self.attempts:
-            return False
-        if self.attempts_below is not None and task.attempts >= self.attempts_below:
-            return False
-        if self.lease_expired_by is not None and task.lease_is_live(self.lease_expired_by):
-            return False
-        return self.resume is None or task.resume == self.resume
-
-
-@dataclass(frozen=True)
-class Increment:
-    """A change that adds to a counter in place rather than writing a value read earlier."""
-
-    by: int = 1
-
-
-@dataclass(frozen=True)
-class IfMissing:
-    """A change that writes its value only where the field has none yet."""
-
-    value: Any

@@ -28,7 +28,7 @@ def decode_message(body: str) -> str | None:
     return task_id if isinstance(task_id, str) else None
 
 
-class TaskQueue:
+class SqsTaskQueue:
     """One SQS queue, by name; its URL is looked up once, on first use."""
 
     def __init__(self, client: SQSClient, name: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -15,18 +15,17 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
-class ResultStore:
-    """Results as objects in one private bucket, keyed by task id."""
+class S3ResultStore:
+    """Results as objects in one private bucket."""
 
     def __init__(self, client: S3Client, bucket: str) -> None:
         self.client = client
         self.bucket = bucket
 
-    @staticmethod
-    def key_for(task_id: str) -> str:
-        return f"results/{task_id}"
-
-    def put(self, key: str, body: bytes, content_type: str, filename: str) -> None:
+    def put(
+        self, key: str, body: bytes, content_type: str, filename: str, task_id: str, attempt: int
+    ) -> None:
+        # The task is named in tags, which a download does not return (metadata would be).
         self.client.put_object(
             Bucket=self.bucket,
             Key=key,
@@ -34,6 +33,7 @@ class ResultStore:
             ContentType=content_type,
             ContentDisposition=content_disposition(filename),
             ServerSideEncryption="AES256",
+            Tagging=urlencode({"task": task_id, "attempt": str(attempt)}),
         )
 
     def url(self, key: str, ttl_seconds: int) -> str:
@@ -41,3 +41,8 @@ class ResultStore:
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
         )
+
+    def read(self, key: str, limit: int) -> bytes:
+        """The first `limit` bytes of a result (a ranged GET: a preview costs no more)."""
+        response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+        return response["Body"].read()

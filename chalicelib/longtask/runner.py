@@ -3,46 +3,23 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from .context import HandOff, LostClaim, OutOfTime, RunContext, running
-from .model import (
-    Conflict,
-    ErrorInfo,
-    Expect,
-    IfMissing,
-    Increment,
-    Progress,
-    ResultInfo,
-    Status,
-    TaskRecord,
-)
+from .attempt import Attempt
+from .backends import Conflict, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
+from .context import HandOff, LostClaim, OutOfTime, RunContext
+from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
 from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_MESSAGE_CHARS = 1000
-
-
-class Store(Protocol):
-    def get(self, task_id: str) -> TaskRecord | None: ...
-
-    def update(self, task_id: str, changes: dict[str, Any], *expect: Expect) -> TaskRecord: ...
-
-
-class Queue(Protocol):
-    def send(self, task_id: str, delay_seconds: int = 0) -> None: ...
-
-    def show_again_in(self, receipt_handle: str, seconds: float) -> None: ...
-
-
-class Results(Protocol):
-    def put(self, key: str, body: bytes, content_type: str, filename: str) -> None: ...
 
 
 class Outcome(StrEnum):
@@ -75,9 +52,9 @@ class Runner:
     """Takes one task id from the queue to a final or retryable state."""
 
     registry: TaskRegistry
-    store: Store
-    queue: Queue
-    results: Results
+    store: TaskStore
+    queue: TaskQueue
+    results: ResultStore
     settings: Settings
     clock: Callable[[], float] = time.time
 
@@ -98,15 +75,18 @@ class Runner:
             if task is Outcome.RETRY:
                 self._come_back(task_id, receipt_handle, now)
             return task
+        attempt = Attempt(
+            task, self.store, self.queue, receipt_handle, lease, self.clock, visible_at=now + lease
+        )
         definition = self.registry.get(task.kind)
         if definition is None:
-            return self._fail(task, ErrorInfo("UnknownTask", f"no task kind {task.kind!r}"))
+            return self._fail(attempt, ErrorInfo("UnknownTask", f"no task kind {task.kind!r}"))
         deadline = None
         if invocation is not None:
             # Keep enough of the invocation to save a checkpoint and hand over.
             margin = min(max(2.0, 0.1 * invocation), 60.0)
             deadline = now + invocation - margin
-        ctx = RunContext(self, task, lease, deadline, receipt_handle, visible_at=now + lease)
+        ctx = RunContext(attempt, self.settings.progress_interval, deadline)
         try:
             value = definition.function(dict(task.params), ctx)
             encoded = encode_result(value)
@@ -117,19 +97,19 @@ class Runner:
             log.warning("task %s: attempt %d lost its claim", task.id, task.attempts)
             return Outcome.DROPPED
         except HandOff:
-            return self._hand_off(task, ctx)
+            return self._hand_off(attempt, ctx)
         except OutOfTime:
             error = ErrorInfo(
                 "TimeoutError",
                 "did not finish within the worker's time limit; save progress with "
                 "ctx.checkpoint() so that the next invocation continues from there",
             )
-            return self._attempt_failed(task, ctx, error, receipt_handle)
+            return self._attempt_failed(attempt, ctx, error)
         except Exception as exc:
             log.exception("task %s: attempt %d failed", task.id, task.attempts)
             error = ErrorInfo(type(exc).__name__, str(exc)[:MAX_ERROR_MESSAGE_CHARS])
-            return self._attempt_failed(task, ctx, error, receipt_handle)
-        return self._finish(task, ctx, encoded)
+            return self._attempt_failed(attempt, ctx, error)
+        return self._finish(attempt, ctx, encoded)
 
     def _claim(self, task_id: str, now: float, lease: float) -> TaskRecord | Outcome:
         """The task, now ours to run; or what to do with the message instead.
@@ -193,25 +173,14 @@ class Runner:
             wait = max(current.lease_until - now, 0.0) + 1.0
         self.queue.show_again_in(receipt_handle, wait)
 
-    def _stillrunning(self, task: TaskRecord, changes: dict[str, Any]) -> bool:
-        """Writes `changes` if this attempt still holds the task; False if it lost it.
-
-        The condition is the whole point: a worker that was cancelled or taken
-        over (its lease ran out while it was silent) can never move the task on.
-        """
-        try:
-            self.store.update(task.id, changes, running(task.attempts))
-        except Conflict:
-            log.warning("task %s: attempt %d was cancelled or taken over", task.id, task.attempts)
-            return False
-        return True
-
-    def _finish(self, task: TaskRecord, ctx: RunContext, encoded: EncodedResult) -> Outcome:
-        key = f"results/{task.id}/{task.attempts}"
-        # One object per attempt: a late worker can never overwrite the result
-        # that the record points to, because its own final write below fails.
+    def _finish(self, attempt: Attempt, ctx: RunContext, encoded: EncodedResult) -> Outcome:
+        task = attempt.task
+        # One object per attempt: a late worker can never overwrite the result that the
+        # record points to, because its own final write below fails. The key is random,
+        # not the task id: a leaked (expired) presigned URL names no task to ask about.
+        key = f"results/{secrets.token_urlsafe(24)}"
         filename = download_name(encoded, f"{task.kind}-{task.id}")
-        self.results.put(key, encoded.body, encoded.content_type, filename)
+        self.results.put(key, encoded.body, encoded.content_type, filename, task.id, task.attempts)
         now = self.clock()
         last = ctx.progress
         done = {
@@ -226,9 +195,9 @@ class Runner:
             "checkpoint": None,
             "error": None,
         }
-        return Outcome.DONE if self._stillrunning(task, done) else Outcome.DROPPED
+        return Outcome.DONE if attempt.write_if_ours(done) else Outcome.DROPPED
 
-    def _hand_off(self, task: TaskRecord, ctx: RunContext) -> Outcome:
+    def _hand_off(self, attempt: Attempt, ctx: RunContext) -> Outcome:
         handed_over = {
             "progress": ctx.progress,
             "checkpoint": ctx.saved_state,
@@ -236,17 +205,15 @@ class Runner:
             "lease_until": None,
             "updated_at": self.clock(),
         }
-        if not self._stillrunning(task, handed_over):
+        if not attempt.write_if_ours(handed_over):
             return Outcome.DROPPED
         # If this send fails the handler raises, the message comes back, and the
         # claim finds `resume` set: the continuation happens either way.
-        self.queue.send(task.id)
+        self.queue.send(attempt.task.id)
         return Outcome.HANDED_OFF
 
-    def _attempt_failed(
-        self, task: TaskRecord, ctx: RunContext, error: ErrorInfo, receipt_handle: str
-    ) -> Outcome:
-        final = task.attempts >= self.settings.max_attempts
+    def _attempt_failed(self, attempt: Attempt, ctx: RunContext, error: ErrorInfo) -> Outcome:
+        final = attempt.number >= self.settings.max_attempts
         now = self.clock()
         if final:
             changes = _failed(error, now)
@@ -258,16 +225,16 @@ class Runner:
                 "updated_at": now,
             }
         changes["progress"] = ctx.progress
-        if not self._stillrunning(task, changes):
+        if not attempt.write_if_ours(changes):
             return Outcome.DROPPED
         if final:
             return Outcome.FAILED
-        self.queue.show_again_in(receipt_handle, self.settings.retry_delay(task.attempts))
+        attempt.show_message_in(self.settings.retry_delay(attempt.number))
         return Outcome.RETRY
 
-    def _fail(self, task: TaskRecord, error: ErrorInfo) -> Outcome:
+    def _fail(self, attempt: Attempt, error: ErrorInfo) -> Outcome:
         failed = _failed(error, self.clock())
-        return Outcome.FAILED if self._stillrunning(task, failed) else Outcome.DROPPED
+        return Outcome.FAILED if attempt.write_if_ours(failed) else Outcome.DROPPED
 
     def _give_up(self, task: TaskRecord, error: ErrorInfo, now: float) -> bool:
         """Fails a task no worker holds (none started it, or its lease ran out)."""

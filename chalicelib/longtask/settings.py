@@ -1,4 +1,8 @@
-"""The one reader of the environment: every setting of SPEC §2 in a frozen object."""
+"""The one reader of the environment: every LONGTASK_* setting in a frozen object.
+
+Nothing here runs at import: LongTasks reads the settings on first use, so a host app
+(and its tests) can import without any of them set.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,84 @@ from dataclasses import dataclass
 # Lambda context (tests, local tools) we assume the longest possible invocation.
 _MAX_LAMBDA_SECONDS = 900
 
+# The AWS resources, by the variable that names each.
+RESOURCE_VARIABLES = {
+    "table": "LONGTASK_TABLE",
+    "queue": "LONGTASK_QUEUE",
+    "dead_letter_queue": "LONGTASK_DLQ",
+    "bucket": "LONGTASK_BUCKET",
+}
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed."""
 
 
+def missing(variable: str) -> ConfigError:
+    return ConfigError(
+        f"{variable} is not set: set it in the stage's environment_variables in "
+        ".chalice/config.json (make run sets it for the local stack; make deploy "
+        "writes it for prod)"
+    )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigError(f"{name}={raw!r} is not true or false")
+    return raw in ("1", "true", "yes")
+
+
+def demo_tasks_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """LONGTASK_DEMO_TASKS, read when app.py declares its tasks (default: true)."""
+    return _flag(os.environ if environ is None else environ, "LONGTASK_DEMO_TASKS", True)
+
+
 @dataclass(frozen=True)
-class Settings:
-    table: str
+class EventSources:
+    """What the worker functions listen to, as `chalice deploy` and `chalice package` see
+    it when they import app.py with the stage's environment_variables set.
+
+    Without a variable (a host app's unit tests, a plain `import app`) the queue name
+    says what is missing, so that a deploy without it fails on a queue that cannot
+    exist instead of deploying something half-configured.
+    """
+
     queue: str
     dead_letter_queue: str
-    bucket: str
+    worker_concurrency: int | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EventSources:
+        env = os.environ if environ is None else environ
+
+        def queue(field: str) -> str:
+            variable = RESOURCE_VARIABLES[field]
+            return env.get(variable, "").strip() or f"{variable}-is-not-set"
+
+        raw = env.get("LONGTASK_WORKER_CONCURRENCY", "").strip()
+        concurrency = int(raw) if raw.isdigit() and int(raw) > 0 else None
+        return cls(queue("queue"), queue("dead_letter_queue"), concurrency)
+
+    @classmethod
+    def of(cls, settings: Settings) -> EventSources:
+        fallback = cls.from_env({})
+        return cls(
+            settings.queue or fallback.queue,
+            settings.dead_letter_queue or fallback.dead_letter_queue,
+            settings.worker_concurrency,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    # The AWS resources; only the AWS backends need them (the in-memory ones do not).
+    table: str | None = None
+    queue: str | None = None
+    dead_letter_queue: str | None = None
+    bucket: str | None = None
     max_attempts: int = 3
     lease_seconds: float | None = None
     progress_interval: float = 1.0
@@ -30,20 +101,24 @@ class Settings:
     retry_seconds: float = 10.0
     private: bool = False  # status and results for their owner only
     worker_concurrency: int | None = None  # most worker Lambdas the queue may run at once
+    max_active_per_owner: int = 5  # tasks one owner may have queued or running
+    starts_per_minute: int = 30  # starts one owner may make in a minute
+    demo_tasks: bool = True
     endpoint_url: str | None = None
+
+    def resource(self, name: str) -> str:
+        """The name of one AWS resource; ConfigError naming its variable if unset."""
+        value: str | None = getattr(self, name)
+        if not value:
+            raise missing(RESOURCE_VARIABLES[name])
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
 
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise ConfigError(
-                    f"{name} is not set: set it in the stage's environment_variables "
-                    "in .chalice/config.json (make run does this for the local stack)"
-                )
-            return value
+        def flag(name: str, default: bool) -> bool:
+            return _flag(env, name, default)
 
         def number(name: str, default: float, kind: type[float] = float, least: float = 0) -> float:
             raw = env.get(name, "").strip()
@@ -59,10 +134,10 @@ class Settings:
 
         lease = number("LONGTASK_LEASE_SECONDS", 0.0, float, 1) or None
         return cls(
-            table=required("LONGTASK_TABLE"),
-            queue=required("LONGTASK_QUEUE"),
-            dead_letter_queue=required("LONGTASK_DLQ"),
-            bucket=required("LONGTASK_BUCKET"),
+            **{
+                field: env.get(variable, "").strip() or None
+                for field, variable in RESOURCE_VARIABLES.items()
+            },
             max_attempts=int(number("LONGTASK_MAX_ATTEMPTS", 3, int, 1)),
             lease_seconds=lease,
             progress_interval=number("LONGTASK_PROGRESS_INTERVAL", 1.0, float, 0),
@@ -70,13 +145,16 @@ class Settings:
             retention_days=int(number("LONGTASK_RETENTION_DAYS", 7, int, 1)),
             max_body_bytes=int(number("LONGTASK_MAX_BODY_BYTES", 65536, int, 1)),
             retry_seconds=number("LONGTASK_RETRY_SECONDS", 10.0, float, 0),
-            private=env.get("LONGTASK_PRIVATE", "").strip().lower() in ("1", "true", "yes"),
+            private=flag("LONGTASK_PRIVATE", False),
             worker_concurrency=int(number("LONGTASK_WORKER_CONCURRENCY", 0, int, 0)) or None,
+            max_active_per_owner=int(number("LONGTASK_MAX_ACTIVE_PER_OWNER", 5, int, 1)),
+            starts_per_minute=int(number("LONGTASK_STARTS_PER_MINUTE", 30, int, 1)),
+            demo_tasks=flag("LONGTASK_DEMO_TASKS", True),
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )
 
     def lease_for(self, invocation_seconds: float | None) -> float:
-        """How long a claim holds without a heartbeat (SPEC: worker timeout + 30)."""
+        """How long a claim holds without a heartbeat: the worker's timeout + 30 s."""
         if self.lease_seconds is not None:
             return self.lease_seconds
         return (invocation_seconds or _MAX_LAMBDA_SECONDS) + 30

@@ -6,24 +6,24 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .model import (
+from .backends import (
     Conflict,
-    ErrorInfo,
     Expect,
     IfMissing,
     Increment,
-    Progress,
-    ResultInfo,
-    Status,
-    TaskRecord,
-    iso,
-    parse_iso,
+    InvalidCursor,
+    Page,
+    decode_cursor,
+    encode_cursor,
 )
+from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord, iso, parse_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 OWNER_INDEX = "by_owner"
+# A page of the owner index ends at a key of the table and the index: these three.
+_CURSOR_FIELDS = frozenset({"owner", "created_at", "id"})
 
 
 # Each record field as DynamoDB attributes: name, type, and how to turn the
@@ -178,7 +178,7 @@ class _Expression:
         return " AND ".join(parts) or f"attribute_exists({self.name('id')})"
 
 
-class TaskStore:
+class DynamoTaskStore:
     """Task records in one DynamoDB table (partition key `id`)."""
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
@@ -249,13 +249,14 @@ class TaskStore:
             raise Conflict(item_to_record(item) if item else None) from None
         return item_to_record(response["Attributes"])
 
-    def list_by_owner(
-        self, owner: str, limit: int, after: Mapping[str, Any] | None = None
-    ) -> tuple[list[TaskRecord], dict[str, Any] | None]:
-        """The owner's tasks, newest first, and the key to continue from (None: no more)."""
+    def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
+        """The owner's tasks, newest first, from the keys-only owner index."""
         kwargs: dict[str, Any] = {}
-        if after:
-            kwargs["ExclusiveStartKey"] = after
+        if cursor is not None:
+            after = decode_cursor(cursor, _CURSOR_FIELDS)
+            if after["owner"] != owner:
+                raise InvalidCursor(cursor)
+            kwargs["ExclusiveStartKey"] = {name: {"S": value} for name, value in after.items()}
         response = self.client.query(
             TableName=self.table,
             IndexName=OWNER_INDEX,
@@ -267,7 +268,11 @@ class TaskStore:
             **kwargs,
         )
         ids = [item["id"]["S"] for item in response.get("Items", [])]
-        return self._get_many(ids), response.get("LastEvaluatedKey")
+        last = response.get("LastEvaluatedKey")
+        next_cursor = None
+        if last:
+            next_cursor = encode_cursor({name: last[name]["S"] for name in _CURSOR_FIELDS})
+        return Page(self._get_many(ids), next_cursor)
 
     def _get_many(self, ids: list[str]) -> list[TaskRecord]:
         """The records of `ids` (at most 100), in that order; ones gone meanwhile left out."""

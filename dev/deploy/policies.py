@@ -96,7 +96,7 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
             ("{QueueArn}",),
         ),
         Grant("TaskQueueEventSource", SQS_EVENT_SOURCE_ACTIONS, ("{QueueArn}",)),
-        Grant("WriteResults", ("s3:PutObject",), ("{BucketArn}/results/*",)),
+        Grant("WriteResults", ("s3:PutObject", "s3:PutObjectTagging"), ("{BucketArn}/results/*",)),
         _LOGS,
     ),
     # Marks the task of a dead letter failed, unless it finished or still runs; queues it

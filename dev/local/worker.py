@@ -18,7 +18,6 @@ What Lambda does, and so what this does:
 from __future__ import annotations
 
 import argparse
-import base64
 import importlib
 import logging
 import os
@@ -27,9 +26,8 @@ import sys
 import threading
 import time
 import traceback
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -38,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Chalice
 from chalice.app import SQSEventConfig
 
+from chalicelib.longtask.testing import LambdaContext, sqs_event
 from dev import stage
 from dev.stage import ROOT
 
@@ -51,69 +50,6 @@ ACCOUNT_ID = "123456789012"
 
 class Shutdown(BaseException):
     """SIGTERM or SIGINT: stop polling (a BaseException so no handler swallows it)."""
-
-
-@dataclass
-class LambdaContext:
-    """The attributes and the method of the Lambda Python runtime's context object."""
-
-    function_name: str
-    timeout_seconds: float
-    # The runtime fills this from AWS_LAMBDA_FUNCTION_MEMORY_SIZE, so it is a string.
-    memory_limit_in_mb: str
-    invoked_function_arn: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = ""
-    _deadline: float = field(default=0.0, repr=False)
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
-        self.log_stream_name = f"local/{os.getpid()}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    """The event that Lambda passes for these messages of ReceiveMessage."""
-    return {"Records": [_record(m, queue_arn) for m in messages]}
-
-
-def _record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": dict(message.get("Attributes", {})),
-        "messageAttributes": {
-            name: _message_attribute(value)
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": REGION,
-    }
-    if "MD5OfMessageAttributes" in message:
-        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-    return record
-
-
-def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
-    # The event spells SQS's attribute fields in camelCase and base64-encodes binaries.
-    out: dict[str, Any] = {
-        "stringListValues": [],
-        "binaryListValues": [],
-        "dataType": value["DataType"],
-    }
-    if "StringValue" in value:
-        out["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        out["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
-    return out
 
 
 @dataclass(frozen=True)
@@ -216,9 +152,6 @@ class Poller:
             function_name=self.deployed_name,
             timeout_seconds=self.timeout,
             memory_limit_in_mb=str(self.memory_size),
-            invoked_function_arn=(
-                f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.deployed_name}"
-            ),
         )
         ids = [m["MessageId"] for m in messages]
         watchdog = threading.Timer(self.timeout, self._time_out, args=(context, ids))
@@ -238,6 +171,11 @@ class Poller:
             with self._invocation_lock:
                 self._invocation_over = True
             watchdog.cancel()
+        if failure is not None and type(failure).__name__ == "RetryLater":
+            # The handler keeps the message on purpose (a backoff, or a task that another
+            # worker runs): an expected redelivery, not an error worth a traceback.
+            log.info("invocation %s: %s", context.aws_request_id, failure)
+            return False
         if failure is not None:
             log.error(
                 "invocation %s failed after %.2f s, messages %s stay for redelivery: %s: %s\n%s",

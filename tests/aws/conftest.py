@@ -14,6 +14,12 @@ from typing import Any
 
 import pytest
 
+from chalicelib.longtask import testing
+from chalicelib.longtask.backends import Backends
+from chalicelib.longtask.longtasks import aws_backends
+from chalicelib.longtask.settings import Settings
+from chalicelib.longtask.testing import LambdaContext
+
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "awstest"
 NAMES = {
@@ -84,6 +90,11 @@ def _client(service: str) -> Any:
     return boto3.client(service)
 
 
+@functools.cache
+def _aws_backends(settings: Settings) -> Backends:
+    return aws_backends(settings)
+
+
 @pytest.fixture
 def aws() -> Iterator[Aws]:
     from moto import mock_aws
@@ -105,9 +116,12 @@ def aws() -> Iterator[Aws]:
         import app as app_module
 
         tasks = app_module.tasks
-        # The app's clients are made on first use and kept, as on Lambda; each
-        # test still sees a fresh mock AWS through them.
-        for client in (tasks.store.client, tasks.queue.client, tasks.results.client):
+        # The app's clients are made once and kept, as on Lambda; each test still sees
+        # a fresh mock AWS through them (and gets them back from a memory test).
+        settings = Settings.from_env()
+        tasks.use_backends(_aws_backends(settings), settings, clock=time.time)
+        backends: Any = tasks.backends
+        for client in (backends.store.client, backends.queue.client, backends.results.client):
             if client not in _HOOKED:
                 client.meta.events.register("before-parameter-build", CALLS.record)
                 _HOOKED.append(client)
@@ -151,35 +165,9 @@ def status(client: Any, document: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(response.body))
 
 
-class LambdaContext:
-    """The parts of Lambda's context object the worker reads."""
-
-    def __init__(self, function_name: str, timeout_seconds: float) -> None:
-        self.function_name = function_name
-        self.aws_request_id = "test"
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
-
-
 def event_of(message: dict[str, Any], queue: str) -> dict[str, Any]:
     """The event Lambda's SQS event source makes of one received message."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
-                "awsRegion": "us-east-1",
-            }
-        ]
-    }
+    return testing.sqs_event([message], testing.queue_arn(queue))
 
 
 def deliver(

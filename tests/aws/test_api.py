@@ -261,7 +261,7 @@ def test_a_record_past_its_retention_is_410(aws: Aws, client: Any) -> None:
         updated_at=now - 9 * 86400,
         expires_at=int(now - 86400),
     )
-    aws.tasks.store.create(old)
+    aws.tasks.backends.store.create(old)
     response = client.http.get("/tasks/sleep/" + "B" * 22, headers={"Accept": "application/json"})
     assert response.status_code == 410
 

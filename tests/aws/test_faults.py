@@ -119,9 +119,17 @@ def messages_left(aws: Aws) -> dict[str, int]:
     return counts
 
 
-def result_keys(aws: Aws, task_id: str) -> list[str]:
-    listing = aws.s3.list_objects_v2(Bucket=aws.tasks.settings.bucket, Prefix=f"results/{task_id}/")
-    return sorted(item["Key"] for item in listing.get("Contents", []))
+def result_attempts(aws: Aws, task_id: str) -> list[int]:
+    """The attempts that wrote a result object for the task (its S3 tags say whose)."""
+    bucket = aws.tasks.settings.bucket
+    listing = aws.s3.list_objects_v2(Bucket=bucket, Prefix="results/")
+    attempts = []
+    for item in listing.get("Contents", []):
+        tags = aws.s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"]
+        labels = {tag["Key"]: tag["Value"] for tag in tags}
+        if labels.get("task") == task_id:
+            attempts.append(int(labels["attempt"]))
+    return sorted(attempts)
 
 
 def until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_SECONDS) -> Any:
@@ -154,12 +162,12 @@ def play_lambda(
         for queue in ("tasks", "dlq"):
             message = receive(aws, queue)
             if message is not None:
-                before = aws.tasks.store.get(task_id)
+                before = aws.tasks.backends.store.get(task_id)
                 outcome = invoke(aws, message, queue)
                 deliveries.append(Delivery(queue, outcome, before.status.value, before.attempts))
         if stop(deliveries):
             return True
-        task = aws.tasks.store.get(task_id)
+        task = aws.tasks.backends.store.get(task_id)
         return bool(task and task.is_terminal and messages_left(aws) == {"queue": 0, "dlq": 0})
 
     until(settled, "the task's end with no message left")
@@ -178,7 +186,7 @@ def test_copies_of_one_message_delivered_at_once_run_the_task_once(
     began = time.monotonic()
     document = start(client, "fault-counted", {"seconds": 1})
     for _ in range(copies - 1):
-        aws.tasks.queue.send(document["id"])
+        aws.tasks.backends.queue.send(document["id"])
     messages: list[dict[str, Any]] = []
 
     def received_every_copy() -> bool:
@@ -213,7 +221,7 @@ def test_copies_of_one_message_delivered_at_once_run_the_task_once(
     final = status(client, document)
     assert final["status"] == "done" and final["attempts"] == 1
     assert kinds.count == 1 and aws.calls.counts["PutObject"] == 1
-    assert result_keys(aws, document["id"]) == [f"results/{document['id']}/1"]
+    assert result_attempts(aws, document["id"]) == [1]
     print(
         f"\nFIGURES copies={copies}: started 1, done 1, failed 0, executions {kinds.count}, "
         f"results written {aws.calls.counts['PutObject']}, deliveries {copies + len(later)}, "
@@ -235,7 +243,7 @@ def test_a_worker_dying_right_after_each_claim_fails_the_task_after_the_maximum(
     assert seen == {"tasks:died": 3, "dlq:deleted": 1}
     assert final["status"] == "failed" and final["attempts"] == 3
     assert final["error"]["type"] == "WorkerLost"
-    assert result_keys(aws, document["id"]) == []
+    assert result_attempts(aws, document["id"]) == []
     print(
         f"\nFIGURES dies-after-claim: started 1, done 0, failed 1, executions {kinds.count}, "
         f"results written 0, deliveries {dict(seen)}, {time.monotonic() - began:.1f} s"
@@ -278,14 +286,14 @@ def test_a_worker_dying_between_its_claim_and_hiding_the_message_is_replaced_aft
             raise WorkerDied
 
     # The claim is the first UpdateItem of an invocation.
-    events = aws.tasks.store.client.meta.events
+    events = aws.tasks.backends.store.client.meta.events
     events.register("after-call.dynamodb.UpdateItem", die_after_the_claim)
     try:
         message = receive(aws)
         assert message is not None and invoke(aws, message) == "died"
     finally:
         events.unregister("after-call.dynamodb.UpdateItem", die_after_the_claim)
-    task = aws.tasks.store.get(document["id"])
+    task = aws.tasks.backends.store.get(document["id"])
     assert task is not None and task.attempts == 1 and kinds.count == 0
     # As after any crash, the next delivery should come once the lease has run out.
     again = until(lambda: receive(aws), "the message's return after the lease", timeout=4)
@@ -321,6 +329,6 @@ def test_a_task_failing_every_time_leaves_no_message_behind(
     assert messages_left(aws) == {"queue": 0, "dlq": 0}
     print(
         f"\nFIGURES poison: started 1, done 0, failed 1, executions {final['attempts']}, "
-        f"results written {len(result_keys(aws, document['id']))}, "
+        f"results written {len(result_attempts(aws, document['id']))}, "
         f"{time.monotonic() - began:.1f} s"
     )

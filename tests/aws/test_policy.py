@@ -11,6 +11,7 @@ written here by the same code from the Outputs of the stack that conftest create
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import shutil
@@ -91,12 +92,19 @@ class Recorder:
         )
         with self._lock:
             self.calls.append(call)
+            # IAM authorizes a PutObject that carries tags as s3:PutObjectTagging too.
+            if call.action == "s3:PutObject" and params.get("Tagging"):
+                self.calls.append(dataclasses.replace(call, action="s3:PutObjectTagging"))
 
 
 @pytest.fixture
 def recorder(aws: Aws) -> Iterator[Recorder]:
     recorder = Recorder()
-    clients = [aws.tasks.store.client, aws.tasks.queue.client, aws.tasks.results.client]
+    clients = [
+        aws.tasks.backends.store.client,
+        aws.tasks.backends.queue.client,
+        aws.tasks.backends.results.client,
+    ]
     for client in clients:
         client.meta.events.register("before-parameter-build", recorder)
     try:

@@ -217,7 +217,9 @@ def test_private_mode_hides_status_and_result_from_other_owners(aws: Aws, client
     document = start(client, "sleep", {"seconds": 0})
     deliver(aws)
     url = document["links"]["self"]
-    aws.tasks.settings = dataclasses.replace(aws.tasks.settings, private=True)
+    tasks = aws.tasks
+    public = tasks.settings
+    tasks.use_backends(tasks.backends, dataclasses.replace(public, private=True))
     try:
         for path in (url, url + "/result"):
             assert client.http.get(path, headers={**JSON, **OTHER}).status_code == 404
@@ -225,7 +227,7 @@ def test_private_mode_hides_status_and_result_from_other_owners(aws: Aws, client
         assert client.http.get(url, headers={**JSON, **OWNER}).status_code == 200
         assert client.http.get(url + "/result", headers=OWNER).status_code == 303
     finally:
-        aws.tasks.settings = dataclasses.replace(aws.tasks.settings, private=False)
+        tasks.use_backends(tasks.backends, public)
 
 
 def test_the_owner_is_the_authorizers_principal_when_there_is_one(aws: Aws) -> None:

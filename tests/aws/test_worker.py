@@ -108,7 +108,7 @@ def test_a_task_failing_every_time_is_failed_after_the_maximum(aws: Aws, client:
 
 def test_a_duplicate_message_after_done_runs_nothing(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0})
-    aws.tasks.queue.send(document["id"])
+    aws.tasks.backends.queue.send(document["id"])
     aws.calls.reset()
     assert deliver(aws) == ["deleted", "deleted"]
     assert aws.calls.counts["PutObject"] == 1
@@ -118,7 +118,7 @@ def test_a_duplicate_message_after_done_runs_nothing(aws: Aws, client: Any) -> N
 def test_ten_concurrent_deliveries_of_one_task_run_it_once(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0.5})
     for _ in range(9):
-        aws.tasks.queue.send(document["id"])
+        aws.tasks.backends.queue.send(document["id"])
     aws.calls.reset()
     outcomes: list[str] = []
     workers = [
@@ -199,7 +199,7 @@ def test_a_task_out_of_time_without_a_checkpoint_fails_with_a_clear_error(
 def test_a_crashed_attempt_is_taken_over_once_its_lease_runs_out(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0})
     # A worker claimed it and died: the record says started, the lease ran out.
-    aws.tasks.store.update(
+    aws.tasks.backends.store.update(
         document["id"], {"status": "started", "attempts": 1, "lease_until": time.time() - 1}
     )
     assert deliver(aws) == ["deleted"]
@@ -209,7 +209,7 @@ def test_a_crashed_attempt_is_taken_over_once_its_lease_runs_out(aws: Aws, clien
 
 def test_a_live_lease_sends_a_duplicate_back_to_the_queue(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0})
-    aws.tasks.store.update(
+    aws.tasks.backends.store.update(
         document["id"], {"status": "started", "attempts": 1, "lease_until": time.time() + 30}
     )
     assert deliver(aws, max_messages=1) == ["kept"]
@@ -222,7 +222,7 @@ def test_a_live_lease_sends_a_duplicate_back_to_the_queue(aws: Aws, client: Any)
 
 def test_the_dead_letter_handler_fails_a_task_whose_worker_died(aws: Aws, client: Any) -> None:
     document = start(client, "sleep", {"seconds": 0})
-    aws.tasks.store.update(
+    aws.tasks.backends.store.update(
         document["id"], {"status": "started", "attempts": 3, "lease_until": time.time() - 1}
     )
     aws.sqs.send_message(QueueUrl=aws.dlq_url, MessageBody=json.dumps({"id": document["id"]}))

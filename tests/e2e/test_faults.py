@@ -8,7 +8,7 @@ runs what, and reads their logs apart; the soak kills and replaces them at its o
 The stack's dead-letter worker stays the stack's.
 
 Nothing here counts executions from inside a task: a run is a claim, and every claim
-increments `attempts`; a result write is an S3 object under results/<id>/<attempt>;
+increments `attempts`; a result write is an S3 object tagged with its task and attempt;
 each worker logs what became of each message it got ("task <id>: done").
 """
 
@@ -254,15 +254,19 @@ def queues_drain(stack: RunningStack, timeout: float = 60) -> None:
 
 
 def result_objects(stack: RunningStack, task_id: str = "") -> dict[str, datetime]:
-    """Every result object (of one task): key → LastModified."""
+    """Every result object (of one task), as "results/<task id>/<attempt>" → LastModified.
+
+    Result keys are random; each object's tags name the task and the attempt."""
     s3 = stack.client("s3")
-    prefix = f"results/{task_id}/" if task_id else "results/"
+    bucket = stack.env["LONGTASK_BUCKET"]
     objects = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=stack.env["LONGTASK_BUCKET"], Prefix=prefix
-    ):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="results/"):
         for item in page.get("Contents", []):
-            objects[item["Key"]] = item["LastModified"]
+            tags = s3.get_object_tagging(Bucket=bucket, Key=item["Key"])["TagSet"]
+            labels = {tag["Key"]: tag["Value"] for tag in tags}
+            if task_id and labels.get("task") != task_id:
+                continue
+            objects[f"results/{labels['task']}/{labels['attempt']}"] = item["LastModified"]
     return objects
 
 

@@ -205,8 +205,9 @@ PROBE_ENV = {"WORKER_TIMEOUT": "1", "LONGTASK_MAX_ATTEMPTS": "2", "LONGTASK_LEAS
 
 
 def probe_project(directory: Path) -> Path:
-    """A copy of the local stack's files with the probe app in place of app.py."""
-    for name in ("dev", "infra", ".chalice"):
+    """A copy of the local stack's files (its worker uses longtask's event builder) with the
+    probe app in place of app.py."""
+    for name in ("dev", "chalicelib", "infra", ".chalice"):
         shutil.copytree(ROOT / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
     (directory / "app.py").write_text(textwrap.dedent(PROBE_APP))
     return directory

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.longtask.backends import Expect
 from chalicelib.longtask.model import (
     TERMINAL,
     TRANSITIONS,
     ErrorInfo,
-    Expect,
     Links,
     Progress,
     Status,

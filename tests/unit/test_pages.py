@@ -15,7 +15,7 @@ from chalicelib.longtask.model import (
     TaskRecord,
     status_document,
 )
-from chalicelib.longtask.pages import (
+from chalicelib.longtask.web.pages import (
     humanize_seconds,
     render_status,
     state_text,

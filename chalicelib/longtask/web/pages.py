@@ -90,6 +90,7 @@ def render_status(
     title: str,
     parameters: list[tuple[str, Any]],
     base: str = "",
+    home: str = "/",
     refresh: int | None = None,
     download: bool = False,
 ) -> str:
@@ -97,6 +98,7 @@ def render_status(
     return render(
         "status.html",
         base=base,
+        home=home,
         task=document,
         title=title,
         parameters=parameters,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .params import Boolean, Integer, Number, Param, Text
-from .tasks import TaskDefinition
+from ..params import Boolean, Integer, Number, Param, Text
+from ..tasks import TaskDefinition
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NULLABLE_STRING = {"type": ["string", "null"]}

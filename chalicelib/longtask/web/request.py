@@ -10,27 +10,10 @@ from urllib.parse import parse_qs
 
 from chalice.app import Request
 
+from .responses import HttpError
+
 OWNER_COOKIE = "longtask_owner"
 _OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-class HttpError(Exception):
-    """An answer other than success, in the error format of SPEC §3."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        fields: dict[str, str] | None = None,
-        task: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = fields or {}
-        self.task = task
 
 
 def _media_type(value: str | None) -> str:

@@ -1,0 +1,1 @@
+"""The HTTP interface: routes, request reading, answers, pages and the OpenAPI document."""

@@ -1,0 +1,343 @@
+"""The HTTP interface on a Chalice Blueprint: every route under the mount's prefix, each
+view parsing the request, calling the TaskService and rendering its answer."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+
+from ..backends import InvalidCursor
+from ..model import Links, Status, TaskRecord, status_document
+from ..params import InvalidParams
+from ..progress import poll_interval
+from ..service import AlreadyFinished, TaskGone, TaskNotFound, TaskService, UnknownKind
+from ..settings import ConfigError
+from .openapi import openapi_document
+from .pages import render, render_status, static_file
+from .request import (
+    OWNER_COOKIE,
+    base_path,
+    caller_owner,
+    cross_site,
+    owner_of,
+    read_parameters,
+    wants_json,
+)
+from .responses import (
+    NO_STORE,
+    HttpError,
+    error_response,
+    html_response,
+    json_response,
+    redirect,
+)
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_PAGE_SIZE = 20
+_MAX_PAGE_SIZE = 100
+# Every method API Gateway routes; the ones a path does not serve answer 405 in our format.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """Where longtask's pages are for one request: API Gateway's stage prefix (``/api``,
+    or none on a custom domain or locally) followed by the host app's url_prefix."""
+
+    base: str  # no trailing slash: "" at the root, "/api/jobs" behind a stage
+    mounted: bool  # under a url_prefix (its start page is `base` itself, not `base/`)
+
+    @property
+    def home(self) -> str:
+        return self.base if self.mounted else f"{self.base}/"
+
+    def task_links(self, task: TaskRecord) -> Links:
+        own = f"{self.base}/tasks/{quote(task.kind)}/{task.id}"
+        return Links(self=own, result=f"{own}/result", cancel=own)
+
+
+class Routes:
+    """The views of one LongTasks, registered on a Blueprint that the host app mounts."""
+
+    def __init__(self, service: TaskService, url_prefix: str) -> None:
+        self.service = service
+        self.url_prefix = url_prefix
+        self.blueprint = Blueprint(__name__)
+        table: list[tuple[str, dict[str, Callable[..., Response]]]] = [
+            ("/", {"GET": self.index}),
+            ("/tasks", {"GET": self.list_tasks}),
+            ("/tasks/{kind}", {"POST": self.start}),
+            ("/tasks/{kind}/{task_id}", {"GET": self.status, "DELETE": self.cancel}),
+            ("/tasks/{kind}/{task_id}/result", {"GET": self.result}),
+            ("/tasks/{kind}/{task_id}/cancel", {"POST": self.cancel_form}),
+            ("/static/{name}", {"GET": self.static}),
+            ("/openapi.json", {"GET": self.openapi}),
+        ]
+        for path, views in table:
+            if "GET" in views:
+                views["HEAD"] = views["GET"]
+            allowed = ", ".join(m for m in _METHODS if m in views)
+            for method in _METHODS:
+                view = views.get(method) or self._not_allowed(allowed)
+                # Every body type reaches the view, which answers 415 in our own format.
+                self.blueprint.route(path, methods=[method], content_types=["*/*"])(
+                    self._guarded(view, path, method)
+                )
+
+    # -- plumbing
+
+    @property
+    def request(self) -> Request:
+        return self.blueprint.current_request
+
+    @property
+    def mount(self) -> Mount:
+        return Mount(base_path(self.request) + self.url_prefix, bool(self.url_prefix))
+
+    def _guarded(
+        self, view: Callable[..., Response], path: str, method: str
+    ) -> Callable[..., Response]:
+        def guarded(**kwargs: str) -> Response:
+            request = self.request
+            try:
+                if request.method in ("POST", "DELETE") and cross_site(request):
+                    raise HttpError(403, "cross_site", "requests from other sites are refused")
+                response = view(**kwargs)
+            except HttpError as error:
+                response = self._error(error)
+            except UnknownKind as exc:
+                response = self._error(HttpError(404, "not_found", str(exc)))
+            except TaskNotFound:
+                response = self._error(HttpError(404, "not_found", "there is no such task"))
+            except TaskGone:
+                gone = HttpError(410, "gone", "this task is past its retention and was removed")
+                response = self._error(gone)
+            except ConfigError as exc:
+                log.error("longtask is not configured: %s", exc)
+                unset = HttpError(503, "not_configured", f"longtask is not configured: {exc}")
+                response = self._error(unset)
+            except Exception:
+                log.exception("unexpected error in %s %s", method, path)
+                unexpected = HttpError(500, "internal_error", "something went wrong on our side")
+                response = self._error(unexpected)
+            if request.method == "HEAD":
+                response.body = ""
+            return response
+
+        # Chalice names each route's view after its function: one name per path and method.
+        guarded.__name__ = f"longtask_{method.lower()}_{_slug(path)}"
+        return guarded
+
+    def _not_allowed(self, allowed: str) -> Callable[..., Response]:
+        def not_allowed(**_: str) -> Response:
+            raise HttpError(
+                405,
+                "method_not_allowed",
+                "this method is not allowed here",
+                headers={"Allow": allowed},
+            )
+
+        return not_allowed
+
+    def _error(self, error: HttpError) -> Response:
+        mount = self.mount
+        return error_response(error, wants_json(self.request), mount.base, mount.home)
+
+    def _document(self, task: TaskRecord, now: float) -> dict[str, Any]:
+        document = status_document(task, self.mount.task_links(task), now)
+        if task.owner != caller_owner(self.request):
+            document["links"]["cancel"] = None  # only its owner may cancel a task
+        return document
+
+    def _cookie(self, token: str) -> str:
+        secure = (self.request.headers.get("x-forwarded-proto") or "").lower() == "https"
+        path = self.mount.base or "/"
+        return f"{OWNER_COOKIE}={token}; Path={path}; Max-Age=31536000; HttpOnly; SameSite=Lax" + (
+            "; Secure" if secure else ""
+        )
+
+    def _render(self, template: str, **context: Any) -> str:
+        mount = self.mount
+        return render(template, base=mount.base, home=mount.home, **context)
+
+    # -- views
+
+    def index(self) -> Response:
+        return self._index_page(200, errors={}, values={})
+
+    def _index_page(
+        self,
+        status: int,
+        errors: dict[str, dict[str, str]],
+        values: dict[str, dict[str, str]],
+    ) -> Response:
+        owner = caller_owner(self.request)
+        now = self.service.clock()
+        recent = [self._document(t, now) for t in self.service.list_tasks(owner, 10, None).tasks]
+        registry = self.service.registry
+        page = self._render(
+            "index.html",
+            definitions=list(registry),
+            titles={d.kind: d.title for d in registry},
+            errors=errors,
+            values=values,
+            recent=recent,
+        )
+        return html_response(status, page, NO_STORE)
+
+    def start(self, kind: str) -> Response:
+        self.service.definition(kind)
+        as_json = wants_json(self.request)
+        given = read_parameters(self.request, self.service.settings.max_body_bytes)
+        owner = caller_owner(self.request)
+        new_cookie = None
+        if owner is None:
+            token = secrets.token_urlsafe(32)
+            new_cookie = self._cookie(token)
+            owner = owner_of(token)
+        try:
+            task = self.service.start(kind, given, owner)
+        except InvalidParams as exc:
+            error = HttpError(
+                400, "invalid_parameters", "some parameters are not valid", exc.fields
+            )
+            if as_json:
+                raise error from None
+            typed = {k: str(v[0]) for k, v in given.items() if v and isinstance(v[0], str)}
+            return self._index_page(400, {kind: exc.fields}, {kind: typed})
+        # The new owner is the caller from now on, though its cookie arrives only
+        # with the next request: the answer already offers it the cancel link.
+        document = status_document(task, self.mount.task_links(task), self.service.clock())
+        headers = dict(NO_STORE)
+        if new_cookie:
+            headers["Set-Cookie"] = new_cookie
+        if as_json:
+            headers.update({"Location": document["links"]["self"], "Retry-After": "1"})
+            return json_response(202, document, headers)
+        return redirect(document["links"]["self"], headers)
+
+    def status(self, kind: str, task_id: str) -> Response:
+        task = self.service.find(kind, task_id, caller_owner(self.request))
+        now = self.service.clock()
+        document = self._document(task, now)
+        if wants_json(self.request):
+            headers = dict(NO_STORE)
+            if not task.is_terminal:
+                headers["Retry-After"] = str(poll_interval(document["elapsed_seconds"]))
+            return json_response(200, document, headers)
+        # A bookmarked status URL leads to the result; the page's own refresh asks
+        # with ?wait=1 and gets a "Done" page that starts the download instead.
+        query: Mapping[str, str] = self.request.query_params or {}
+        waited = query.get("wait") == "1"
+        if task.status is Status.DONE and task.result is not None and not waited:
+            return redirect(self.service.result_url(task))
+        definition = self.service.definition(kind)
+        parameters = [
+            (param.label or name.replace("_", " ").capitalize(), task.params.get(name))
+            for name, param in definition.params.items()
+        ]
+        mount = self.mount
+        page = render_status(
+            document,
+            title=definition.title,
+            parameters=parameters,
+            base=mount.base,
+            home=mount.home,
+            refresh=None if task.is_terminal else poll_interval(document["elapsed_seconds"]),
+            download=waited and task.status is Status.DONE,
+        )
+        return html_response(200, page, NO_STORE)
+
+    def result(self, kind: str, task_id: str) -> Response:
+        task = self.service.find(kind, task_id, caller_owner(self.request))
+        if task.status is Status.DONE and task.result is not None:
+            return redirect(self.service.result_url(task))
+        document = self._document(task, self.service.clock())
+        if wants_json(self.request):
+            raise HttpError(
+                409, "not_done", f"the task is {task.status.value}, not done", task=document
+            )
+        return redirect(document["links"]["self"])
+
+    def _cancel(self, kind: str, task_id: str) -> TaskRecord:
+        try:
+            return self.service.cancel(kind, task_id, caller_owner(self.request))
+        except AlreadyFinished as exc:
+            raise HttpError(
+                409,
+                "already_finished",
+                str(exc),
+                task=self._document(exc.task, self.service.clock()),
+            ) from None
+
+    def cancel(self, kind: str, task_id: str) -> Response:
+        task = self._cancel(kind, task_id)
+        return json_response(202, self._document(task, self.service.clock()), NO_STORE)
+
+    def cancel_form(self, kind: str, task_id: str) -> Response:
+        try:
+            task = self._cancel(kind, task_id)
+        except HttpError as error:
+            if error.status != 409 or wants_json(self.request):
+                raise
+            task = self.service.find(kind, task_id, caller_owner(self.request))
+        return redirect(self.mount.task_links(task).self)
+
+    def list_tasks(self) -> Response:
+        query: Mapping[str, str] = self.request.query_params or {}
+        try:
+            limit = int(query.get("limit", _DEFAULT_PAGE_SIZE))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= _MAX_PAGE_SIZE:
+            raise HttpError(
+                400,
+                "invalid_parameters",
+                "limit is not valid",
+                {"limit": f"must be a whole number from 1 to {_MAX_PAGE_SIZE}"},
+            )
+        try:
+            page = self.service.list_tasks(
+                caller_owner(self.request), limit, query.get("next") or None
+            )
+        except InvalidCursor:
+            raise HttpError(
+                400,
+                "invalid_parameters",
+                "next is not valid",
+                {"next": "is not a cursor this service gave out"},
+            ) from None
+        now = self.service.clock()
+        body = {"tasks": [self._document(t, now) for t in page.tasks], "next": page.next}
+        return json_response(200, body, NO_STORE)
+
+    def openapi(self) -> Response:
+        document = openapi_document(list(self.service.registry), self.mount.home)
+        return json_response(200, document, {"Cache-Control": "public, max-age=300"})
+
+    def static(self, name: str) -> Response:
+        found = static_file(name)
+        if found is None:
+            raise HttpError(404, "not_found", "there is no such file")
+        text, content_type = found
+        return Response(
+            body=text,
+            status_code=200,
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "public, max-age=300",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+
+def _slug(path: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in path).strip("_") or "index"
