@@ -70,6 +70,10 @@ def parameters_for(stage_name: str) -> dict[str, str]:
     parameters["Stage"] = stage_name
     dead_letters_timeout = stage.lambda_timeout("dead_letters", stage_name)
     parameters["DeadLetterVisibilityTimeout"] = str(math.ceil(6 * dead_letters_timeout))
+    # What the alarms watch: the API and the worker by the names `chalice deploy` gives.
+    api = stage.chalice_config("api_handler", stage_name)
+    parameters["AppName"] = api.app_name
+    parameters["ApiStageName"] = api.api_gateway_stage
     return parameters
 
 
