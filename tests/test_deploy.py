@@ -3,12 +3,16 @@ and `configure` do before they touch AWS."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from dev import stage
+from dev.deploy import api_stage, policies
 from dev.deploy import cli as deploy
-from dev.deploy import policies
 from dev.local.infra import Stack, load_template, resolve
+from dev.stage import CONFIG_FILE, TEMPLATE_FILE
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -68,3 +72,43 @@ def test_a_queued_task_alarms_only_once_its_attempts_and_backoffs_cannot_explain
     # Each attempt may hold the message for a whole invocation; 900 s x 3 + the backoffs
     # is still legitimate, two hours of waiting is not.
     assert attempts * worker_timeout < float(age["Threshold"]) < 2 * 3600
+
+
+@pytest.fixture
+def moto_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[deploy.Aws]:
+    from moto import mock_aws
+
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield deploy.Aws(REGION)
+
+
+def test_destroy_without_chalices_record_deletes_nothing_and_says_why(
+    moto_account: deploy.Aws,
+) -> None:
+    stage_name = "prod"
+    assert not api_stage.deployed_file(stage_name).exists()
+    cloudformation = moto_account.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=deploy.stack_name(stage_name),
+        TemplateBody=TEMPLATE_FILE.read_text(),
+        Parameters=[{"ParameterKey": "Stage", "ParameterValue": stage_name}],
+        EnableTerminationProtection=True,
+    )
+    with pytest.raises(deploy.DeployError, match="nothing was deleted") as refused:
+        deploy.destroy(stage_name, moto_account, assume_yes=True)
+    assert ".chalice/deployed/prod.json" in str(refused.value)
+    (stack,) = cloudformation.describe_stacks(StackName=deploy.stack_name(stage_name))["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_a_real_account_never_rewrites_the_committed_dev_policies(
+    moto_account: deploy.Aws,
+) -> None:
+    committed = {p: p.read_text() for p in CONFIG_FILE.parent.glob("*.json")}
+    with pytest.raises(deploy.DeployError, match="nothing was written"):
+        deploy.configure("dev", moto_account, account_id="111122223333")
+    assert {p: p.read_text() for p in CONFIG_FILE.parent.glob("*.json")} == committed
