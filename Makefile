@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins its own boto3, so it lives in a venv of its own (tests/test_static_checks.py).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 # `PORT=8123 make run` and `make run PORT=8123` both work: ?= keeps a value from the
 # environment, a command-line assignment overrides it, and export hands it to dev.local.stack.
@@ -32,6 +35,11 @@ $(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	touch $@
 
+$(CHECKOV_STAMP): requirements-checks.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -r requirements-checks.txt
+	touch $@
+
 # exec: the stack replaces the shell, so Ctrl-C and SIGTERM reach it directly.
 run: $(STAMP)
 	@exec $(BIN)/python -m dev.local
@@ -44,7 +52,7 @@ lint: $(STAMP)
 # stacks rather than compute, so even two cores run them about twice as fast.
 # The browser tests need a Chromium: dev/chromium.py finds one, or installs one, or
 # stops with one line saying what to run.
-test: lint
+test: lint $(CHECKOV_STAMP)
 	$(BIN)/python -m dev.chromium
 	$(BIN)/python -m pytest -n 3 --dist loadfile
 
@@ -62,5 +70,5 @@ deploy destroy: $(STAMP)
 	$(BIN)/python -m dev.deploy $@ --stage $(STAGE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -235,3 +235,22 @@ def test_the_package_holds_the_app_and_no_development_tooling(one_stack: Path) -
     assert "app.py" in names and "chalicelib/longtask/runner.py" in names
     assert any(name.startswith("jinja2/") for name in names)
     assert not [n for n in names if n.startswith(("dev/", "tests/", "infra/", ".chalice/"))]
+
+
+def test_the_queue_functions_logs_expire_after_the_stages_retention(
+    template: dict[str, Any], stage_config: dict[str, Any]
+) -> None:
+    # Without a log group in the template, Lambda creates one that never expires.
+    resources = template["Resources"]
+    groups = {
+        r["Properties"]["LogGroupName"]["Fn::Sub"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    for function in ("worker", "dead_letters"):
+        group = groups[f"/aws/lambda/${{{FUNCTIONS[function]}}}"]
+        days = stage_config["lambda_functions"][function]["log_retention_in_days"]
+        assert group["RetentionInDays"] == days == 30
+    # Chalice 1.34 packages the API handler's group as a reference to a resource that does
+    # not exist (`${ApiHandler}`), so the stage leaves it out; every group names a function.
+    assert all(name.removeprefix("/aws/lambda/${")[:-1] in resources for name in groups)

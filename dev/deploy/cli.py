@@ -11,8 +11,17 @@ Outputs into the stage: the four LONGTASK_* resource names into environment_vari
 the resource ARNs into .chalice/policy-<stage>-<function>.json. Then it runs
 `chalice deploy --stage <stage>`.
 
-destroy runs `chalice delete --stage <stage>`, then deletes the stack. The table and the
-bucket stay (DeletionPolicy: Retain): it names them and says how to remove them.
+deploy then applies what Chalice cannot (dev/deploy/api_stage.py): the stage's throttle,
+its usage plan, API access logs and the API function's log retention. The stack is created
+with termination protection.
+
+destroy refuses to start without .chalice/deployed/<stage>.json (Chalice's record of the
+API and functions), asks, runs `chalice delete --stage <stage>`, turns off the stack's
+termination protection and deletes it. The table and the bucket stay (DeletionPolicy:
+Retain): it names them and says how to remove them.
+
+The dev stage is the local stack's: deploy and configure refuse it for any account but
+moto's, so that its committed policy files never name a real account.
 
 configure writes what deploy would, without creating anything: the names that the
 template gives with Stage=<stage> in the credentials' account (or --account-id) and
@@ -38,13 +47,15 @@ from pathlib import Path
 from typing import Any
 
 from dev import stage
-from dev.deploy import policies
+from dev.deploy import api_stage, policies
 from dev.local.stack import stack_parameters
 from dev.stage import CONFIG_FILE, ROOT, TEMPLATE_FILE
 
 # Long enough for the slowest resource (a table with an index takes a few minutes).
 WAIT_SECONDS = 30 * 60
 WAIT_DELAY = 5
+# The stage of `make run`, configured for moto's account.
+LOCAL_STAGE = "dev"
 
 
 class DeployError(RuntimeError):
@@ -70,6 +81,10 @@ def parameters_for(stage_name: str) -> dict[str, str]:
     parameters["Stage"] = stage_name
     dead_letters_timeout = stage.lambda_timeout("dead_letters", stage_name)
     parameters["DeadLetterVisibilityTimeout"] = str(math.ceil(6 * dead_letters_timeout))
+    # What the alarms watch: the API and the worker by the names `chalice deploy` gives.
+    api = stage.chalice_config("api_handler", stage_name)
+    parameters["AppName"] = api.app_name
+    parameters["ApiStageName"] = api.api_gateway_stage
     return parameters
 
 
@@ -208,7 +223,8 @@ def ensure_stack(cloudformation: Any, name: str, parameters: Mapping[str, str]) 
     status = _stack_status(cloudformation, name)
     if status is None:
         say(f"creating stack {name} with {dict(parameters)}")
-        cloudformation.create_stack(**arguments)
+        # Termination protection: deleting the stack takes `make destroy`, which asks first.
+        cloudformation.create_stack(**arguments, EnableTerminationProtection=True)
         _wait(cloudformation, name, "stack_create_complete")
     elif status == "ROLLBACK_COMPLETE":
         raise DeployError(
@@ -219,6 +235,9 @@ def ensure_stack(cloudformation: Any, name: str, parameters: Mapping[str, str]) 
         raise DeployError(f"stack {name} is busy ({status}); deploy again once it is done")
     else:
         say(f"updating stack {name} ({status}) with {dict(parameters)}")
+        cloudformation.update_termination_protection(
+            StackName=name, EnableTerminationProtection=True
+        )
         try:
             cloudformation.update_stack(**arguments)
         except ClientError as error:
@@ -244,26 +263,59 @@ def chalice(arguments: Sequence[str], region: str) -> None:
 # --- the commands ---------------------------------------------------------------------
 
 
+def check_real_account(stage_name: str, account_id: str) -> None:
+    """The dev stage is the local stack's: its policy files are committed for moto's
+    account, and tests compare them. A real account gets a stage of its own."""
+    if stage_name == LOCAL_STAGE and account_id != policies.LOCAL_ACCOUNT_ID:
+        raise DeployError(
+            f"stage {LOCAL_STAGE} is the local stack's (account {policies.LOCAL_ACCOUNT_ID}); "
+            f"nothing was written. For account {account_id} add a stage of its own to "
+            f'{CONFIG_FILE.relative_to(ROOT)} (copy "{LOCAL_STAGE}" as, say, "test") and use '
+            "--stage test"
+        )
+
+
 def deploy(stage_name: str, aws: Aws) -> None:
     check_stage(stage_name)
+    check_real_account(stage_name, aws.account_id)
     name = stack_name(stage_name)
     say(f"account {aws.account_id}, region {aws.region}, stack {name}")
     outputs = ensure_stack(aws.client("cloudformation"), name, parameters_for(stage_name))
     for path in write_stage(stage_name, outputs, aws.account_id, aws.region, aws.partition):
         say(f"wrote {path.relative_to(ROOT)}")
     chalice(["deploy", "--stage", stage_name], aws.region)
+    api_stage.apply(
+        stage_name,
+        aws.client("apigateway"),
+        aws.client("logs"),
+        aws.region,
+        aws.account_id,
+        aws.partition,
+        say,
+    )
     say(
-        f"done. Dead letters alarm to the SNS topic {outputs.get('AlarmTopicArn')}: subscribe "
-        "to it (see the README). Commit .chalice/ so that the next deploy starts from it."
+        f"done. The stage's alarms go to the SNS topic {outputs.get('AlarmTopicArn')}: "
+        "subscribe to it (see the README). Commit .chalice/, with "
+        f"{api_stage.deployed_file(stage_name).relative_to(ROOT)}: without it the next deploy "
+        "creates a new API (a new URL) and `make destroy` refuses to run."
     )
 
 
 def destroy(stage_name: str, aws: Aws, assume_yes: bool = False) -> None:
     check_stage(stage_name)
+    deployed = api_stage.deployed_file(stage_name)
+    if not deployed.exists():
+        # Without Chalice's record `chalice delete` removes nothing, and deleting only the
+        # stack would leave the API and the functions running on a stack that is gone.
+        raise DeployError(
+            f"no {deployed.relative_to(ROOT)}, so Chalice does not know what it deployed for "
+            f"stage {stage_name}; nothing was deleted. Restore it (git checkout, or the "
+            "machine that deployed), or delete the REST API and the functions "
+            f"{policies.app_name()}-{stage_name}* in the console first, then run this again"
+        )
     name = stack_name(stage_name)
     cloudformation = aws.client("cloudformation")
     status = _stack_status(cloudformation, name)
-    deployed = ROOT / ".chalice" / "deployed" / f"{stage_name}.json"
     what = f"the API and functions of stage {stage_name} ({deployed.relative_to(ROOT)})"
     if status is not None:
         what += f" and stack {name}"
@@ -276,18 +328,13 @@ def destroy(stage_name: str, aws: Aws, assume_yes: bool = False) -> None:
         )
         if answer.strip() != stage_name:
             raise DeployError("not confirmed; nothing was deleted")
-    if deployed.exists():
-        chalice(["delete", "--stage", stage_name], aws.region)
-    else:
-        say(
-            f"no {deployed.relative_to(ROOT)}: Chalice has no record of a deployment of this "
-            "stage from this checkout, so there is nothing for `chalice delete` to remove"
-        )
+    chalice(["delete", "--stage", stage_name], aws.region)
     if status is None:
         say(f"there is no stack {name}")
         return
     outputs = _outputs(cloudformation, name)
-    say(f"deleting stack {name}")
+    say(f"turning off the termination protection of stack {name}, then deleting it")
+    cloudformation.update_termination_protection(StackName=name, EnableTerminationProtection=False)
     cloudformation.delete_stack(StackName=name)
     _wait(cloudformation, name, "stack_delete_complete")
     table, bucket = outputs.get("TableName", "?"), outputs.get("BucketName", "?")
@@ -297,7 +344,9 @@ def destroy(stage_name: str, aws: Aws, assume_yes: bool = False) -> None:
         f"  DynamoDB table  {table}\n"
         f"  S3 bucket       {bucket}\n"
         "Delete them when their data is no longer needed, and before deploying this stage "
-        "again (the stack creates them by these names):\n"
+        "again (the stack creates them by these names); the table has deletion protection:\n"
+        f"  aws dynamodb update-table --table-name {table} --no-deletion-protection-enabled "
+        f"--region {aws.region}\n"
         f"  aws dynamodb delete-table --table-name {table} --region {aws.region}\n"
         f"  aws s3 rb s3://{bucket} --force"
     )
@@ -308,6 +357,7 @@ def configure(
 ) -> None:
     check_stage(stage_name)
     account = account_id or aws.account_id
+    check_real_account(stage_name, account)
     outputs = policies.expected_outputs(stage_name, account, aws.region, aws.partition)
     form = policies.CLOUDFORMATION if one_stack else policies.LITERAL
     for path in write_stage(stage_name, outputs, account, aws.region, aws.partition, form=form):

@@ -10,6 +10,8 @@ same template and applies them through the services' own APIs:
                               LifecycleConfiguration
     AWS::CloudWatch::Alarm    (not supported: the whole resource)
 
+Conditions are evaluated as far as the template uses them (Fn::Equals, Fn::Not, Fn::If).
+
 One resource stays out on purpose: AWS::S3::BucketPolicy (also skipped by moto). Its
 only statement denies requests without TLS, and the local stack speaks plain HTTP on
 127.0.0.1; moto 5.2.5 moreover evaluates a Deny whose condition does not match as a
@@ -233,9 +235,31 @@ def resolve(stack: Stack, value: Any) -> Any:
             return _sub(stack, argument, {})
         text, variables = argument
         return _sub(stack, text, {k: str(resolve(stack, v)) for k, v in variables.items()})
+    if set(value) == {"Fn::If"}:
+        condition, if_true, if_false = value["Fn::If"]
+        return resolve(stack, if_true if condition_holds(stack, condition) else if_false)
     if len(value) == 1 and next(iter(value)).startswith("Fn::"):
         raise StackError(f"dev/local/infra.py cannot resolve {next(iter(value))} yet")
     return {k: resolve(stack, v) for k, v in value.items()}
+
+
+def condition_holds(stack: Stack, name: str) -> bool:
+    """The value of a condition of the template's Conditions section."""
+    return _evaluate(stack, stack.template.get("Conditions", {})[name])
+
+
+def _evaluate(stack: Stack, expression: Any) -> bool:
+    (function, argument), *rest = expression.items()
+    if rest:
+        raise StackError(f"not a condition function: {expression}")
+    if function == "Condition":
+        return condition_holds(stack, argument)
+    if function == "Fn::Equals":
+        left, right = (resolve(stack, a) for a in argument)
+        return bool(str(left) == str(right))
+    if function == "Fn::Not":
+        return not _evaluate(stack, argument[0])
+    raise StackError(f"dev/local/infra.py cannot evaluate {function} in a condition yet")
 
 
 # --- applying what moto's CloudFormation skipped ---------------------------------------

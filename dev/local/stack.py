@@ -132,7 +132,27 @@ def stack_parameters(settings: Mapping[str, str], worker_timeout: float) -> dict
         "RetentionDays": settings.get("LONGTASK_RETENTION_DAYS", "7"),
         # AWS's advice for an SQS event source: at least 6 x the function's timeout.
         "VisibilityTimeout": str(math.ceil(6 * worker_timeout)),
+        "OldestTaskAlarmSeconds": str(oldest_task_seconds(settings, worker_timeout)),
     }
+
+
+# The runner's longest backoff between two attempts.
+MAX_RETRY_DELAY = 900.0
+# CloudWatch samples the queue's age every minute and the alarm looks at five-minute
+# maxima, so a shorter threshold would only measure the sampling.
+LEAST_ALARM_AGE = 300
+
+
+def oldest_task_seconds(settings: Mapping[str, str], worker_timeout: float) -> int:
+    """How old a task's message can get without anything being wrong: every attempt holds
+    it for a lease, and each retry waits its doubling backoff (as the runner does)."""
+    attempts = int(settings.get("LONGTASK_MAX_ATTEMPTS", "3"))
+    lease = float(settings.get("LONGTASK_LEASE_SECONDS") or worker_timeout + 30)
+    retry = float(settings.get("LONGTASK_RETRY_SECONDS", "10"))
+    backoffs = sum(
+        min(retry * 2 ** (attempt - 1), MAX_RETRY_DELAY) for attempt in range(1, attempts)
+    )
+    return max(LEAST_ALARM_AGE, math.ceil(attempts * lease + float(backoffs)))
 
 
 def child_settings(
