@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import csv
 import io
+import itertools
 import math
 import random
 import time
@@ -45,15 +46,35 @@ def primes_between(low: int, high: int, base: list[int]) -> int:
 
 
 def count_primes(params: dict[str, Any], ctx: TaskContext) -> dict[str, int]:
-    limit = params["limit"]
-    steps = min(max(10, math.ceil(limit / 1_000_000)), 100)
-    size = math.ceil((limit + 1) / steps)
-    base = _small_primes(math.isqrt(limit) + 1)
+    """All primes up to `limit`: in one worker, or split into `parts` ranges that
+    parallel workers count (ctx.map); the count is the same either way."""
+    limit, parts = params["limit"], params.get("parts", 1)
+    if parts > 1:
+        edges = [round(i * (limit + 1) / parts) for i in range(parts + 1)]
+        ranges = [[low, high] for low, high in itertools.pairwise(edges) if high > low]
+        counts = ctx.map(ranges, count_primes_between)
+        return {"limit": limit, "count": sum(counts)}
     state = ctx.resume_state or {"step": 0, "count": 0}
+    return {"limit": limit, "count": _sieve(0, limit + 1, ctx, state)}
+
+
+def count_primes_between(item: list[int], ctx: TaskContext) -> int:
+    """One part of a split count: the primes p with low <= p < high."""
+    low, high = item
+    return _sieve(low, high, ctx, ctx.resume_state or {"step": 0, "count": 0})
+
+
+def _sieve(low: int, high: int, ctx: TaskContext, state: dict[str, int]) -> int:
+    """Counts the primes in [low, high) block by block, with a progress step and a
+    checkpoint per block."""
+    steps = min(max(10, math.ceil((high - low - 1) / 1_000_000)), 100)
+    size = math.ceil((high - low) / steps)
+    base = _small_primes(math.isqrt(high) + 1)
     step, count = state["step"], state["count"]
     ctx.log_progress(f"Sieving block {step + 1} of {steps}", step=step, total_steps=steps)
     while step < steps:
-        count += primes_between(step * size, min((step + 1) * size, limit + 1), base)
+        start = low + step * size
+        count += primes_between(start, min(start + size, high), base)
         step += 1
         ctx.checkpoint({"step": step, "count": count})
         ctx.log_progress(
@@ -61,7 +82,7 @@ def count_primes(params: dict[str, Any], ctx: TaskContext) -> dict[str, int]:
             step=step,
             total_steps=steps,
         )
-    return {"limit": limit, "count": count}
+    return count
 
 
 # -- report: a month of deterministic synthetic invoices, summed per day
@@ -142,7 +163,12 @@ def declare(tasks: LongTasks) -> None:
         "primes",
         title="Count primes",
         description="Counts the prime numbers up to a limit with a segmented sieve.",
-        params={"limit": Integer(min=2, max=50_000_000, example="1000000")},
+        params={
+            "limit": Integer(min=2, max=50_000_000, example="1000000"),
+            "parts": Integer(
+                min=1, max=100, default=1, label="Parts", help="Split over this many workers."
+            ),
+        },
     )(count_primes)
     tasks.task(
         "report",

@@ -14,7 +14,7 @@ import heapq
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +48,7 @@ class Expect:
     attempts_below: int | None = None
     lease_expired_by: float | None = None
     resume: bool | None = None
+    step_below: int | None = None  # progress shows no step yet, or one below this
 
     def holds_for(self, task: TaskRecord) -> bool:
         if self.statuses is not None and task.status not in self.statuses:
@@ -57,6 +58,9 @@ class Expect:
         if self.attempts_below is not None and task.attempts >= self.attempts_below:
             return False
         if self.lease_expired_by is not None and task.lease_is_live(self.lease_expired_by):
+            return False
+        step = task.progress.step
+        if self.step_below is not None and step is not None and step >= self.step_below:
             return False
         return self.resume is None or task.resume == self.resume
 
@@ -105,11 +109,34 @@ class TaskStore(Protocol):
     def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
         """The owner's tasks, newest first; InvalidCursor for a cursor not theirs."""
 
+    def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """The records of `task_ids` that exist, in that order."""
+
+    # Memos: small JSON values beside the task records, under keys that are never task
+    # ids (a task's step results, the state of its maps, the results of their parts).
+
+    def memo_get(self, key: str) -> Any:
+        """The value stored under `key`, or None."""
+
+    def memo_get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The values stored under those of `keys` that have one."""
+
+    def memo_put(self, key: str, value: Any, expires_at: int | None = None) -> Any:
+        """Stores `value` unless `key` has one already; returns what is stored (the
+        first writer wins, so two racing runs of a step agree on its result)."""
+
+    def memo_add(self, key: str, member: int) -> tuple[int, Any]:
+        """Adds `member` to the set kept beside the memo of `key` (adding twice is
+        harmless) and returns the set's size and the memo's value, atomically."""
+
 
 class TaskQueue(Protocol):
     """The queue that carries task ids to the workers."""
 
     def send(self, task_id: str, delay_seconds: int = 0) -> None: ...
+
+    def send_many(self, task_ids: Sequence[str]) -> None:
+        """Sends one message per id (in batches where the queue has them)."""
 
     def show_again_in(self, receipt_handle: str, seconds: float) -> None:
         """Makes a received message visible again in `seconds` (a backoff, or a lease)."""
@@ -168,8 +195,35 @@ class MemoryTaskStore:
 
     def __init__(self) -> None:
         self.tasks: dict[str, TaskRecord] = {}
+        self.memos: dict[str, str] = {}  # key -> JSON, as DynamoDB keeps them
+        self.sets: dict[str, set[int]] = {}
         self.writes = 0
         self._lock = threading.Lock()
+
+    def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        return [self.tasks[i] for i in task_ids if i in self.tasks]
+
+    def memo_get(self, key: str) -> Any:
+        text = self.memos.get(key)
+        return None if text is None else json.loads(text)
+
+    def memo_get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        return {k: json.loads(self.memos[k]) for k in keys if k in self.memos}
+
+    def memo_put(self, key: str, value: Any, expires_at: int | None = None) -> Any:
+        with self._lock:
+            if key not in self.memos:
+                self.memos[key] = json.dumps(value, allow_nan=False, separators=(",", ":"))
+                self.writes += 1
+            return json.loads(self.memos[key])
+
+    def memo_add(self, key: str, member: int) -> tuple[int, Any]:
+        with self._lock:
+            members = self.sets.setdefault(key, set())
+            members.add(member)
+            self.writes += 1
+            text = self.memos.get(key)
+            return len(members), None if text is None else json.loads(text)
 
     def create(self, task: TaskRecord) -> None:
         with self._lock:
@@ -266,6 +320,10 @@ class MemoryQueue:
         self._in_flight: dict[str, _Message] = {}
         self._numbers = 0
         self._lock = threading.Lock()
+
+    def send_many(self, task_ids: Sequence[str]) -> None:
+        for task_id in task_ids:
+            self.send(task_id)
 
     def send(self, task_id: str, delay_seconds: int = 0) -> None:
         with self._lock:

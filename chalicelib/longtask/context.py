@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .attempt import Attempt
 from .backends import Conflict
+from .fanout import Fanout
 from .model import Progress, Status
 from .progress import ProgressThrottle, update_rate
 from .tasks import TaskCancelled
@@ -32,8 +34,18 @@ class LostClaim(BaseException):
 class RunContext:
     """The `ctx` a task function gets: progress, checkpoints, cancellation."""
 
-    def __init__(self, attempt: Attempt, progress_interval: float, deadline: float | None) -> None:
+    def __init__(
+        self,
+        attempt: Attempt,
+        progress_interval: float,
+        deadline: float | None,
+        fanout: Fanout | None = None,
+        parent_ended: Callable[[], bool] | None = None,
+    ) -> None:
         self._attempt = attempt
+        self._fanout = fanout
+        self._parent_ended = parent_ended  # for a part of a map: has its task ended?
+        self.parent_was_cancelled = False
         self._clock = attempt.clock
         self._task = attempt.task
         self._interval = progress_interval
@@ -76,6 +88,30 @@ class RunContext:
         self._checkpoint = json.loads(text)
         self._checkpoint_dirty = True
 
+    def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        """Runs `fn()` once per task and keeps its result (JSON); when the task runs
+        again (a hand-over, a takeover, after a map) it returns the kept result."""
+        if self._fanout is None:
+            raise RuntimeError("ctx.step is for task functions")
+        return self._fanout.step(name, fn)
+
+    def map(
+        self,
+        items: Iterable[Any],
+        fn: Callable[[Any, Any], Any],
+        *,
+        max_parallel: int | None = None,
+        tolerate: int = 0,
+    ) -> list[Any]:
+        """Runs `fn(item, ctx)` on every item as a part of its own, in parallel workers,
+        and returns the results in item order. The task waits without a worker; it
+        runs again from the top when the last part has ended, and this call then
+        returns the kept results. A part that fails for good fails the task, unless
+        at most `tolerate` parts failed (their results are None)."""
+        if self._fanout is None or self._task.parent is not None:
+            raise RuntimeError("ctx.map is for task functions, not for the parts of a map")
+        return self._fanout.map(items, fn, max_parallel, tolerate)
+
     @property
     def cancelled(self) -> bool:
         now = self._clock()
@@ -91,6 +127,9 @@ class RunContext:
 
     def flush(self, now: float) -> None:
         """Writes the progress (and renews the lease) if the task is still ours."""
+        if self._parent_ended is not None and self._parent_ended():
+            self.parent_was_cancelled = True
+            raise TaskCancelled()
         changes: dict[str, Any] = {"progress": self.progress}
         if self._checkpoint_dirty:
             changes["checkpoint"] = self._checkpoint

@@ -111,6 +111,9 @@ class TaskRecord:
     resume: bool = False  # a checkpointed run handed over to its next invocation
     requeues: int = 0  # times the dead-letter handler queued it again
     expires_at: int | None = None
+    # A part of another task's ctx.map: that task's id and this part's place in the map.
+    parent: str | None = None
+    part: int | None = None
 
     @property
     def is_terminal(self) -> bool:

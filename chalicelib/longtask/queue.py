@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -48,6 +49,19 @@ class SqsTaskQueue:
             MessageBody=encode_message(task_id),
             DelaySeconds=max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
         )
+
+    def send_many(self, task_ids: Sequence[str]) -> None:
+        """SendMessageBatch, ten at a time (SQS's ceiling for one batch)."""
+        ids = list(task_ids)
+        for start in range(0, len(ids), 10):
+            entries: list[Any] = [
+                {"Id": str(n), "MessageBody": encode_message(task_id)}
+                for n, task_id in enumerate(ids[start : start + 10])
+            ]
+            response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            if response.get("Failed"):
+                failed = ", ".join(f["Id"] for f in response["Failed"])
+                raise RuntimeError(f"SQS refused messages {failed} of a batch")
 
     def show_again_in(self, receipt_handle: str, seconds: float) -> None:
         """Makes a received message visible again in `seconds` (a backoff, or a lease)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from .attempt import Attempt
 from .backends import Conflict, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
 from .context import HandOff, LostClaim, OutOfTime, RunContext
+from .fanout import Fanout, WaitForParts, part_id
 from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
 from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
@@ -23,6 +25,7 @@ MAX_ERROR_MESSAGE_CHARS = 1000
 
 
 class Outcome(StrEnum):
+    WAITING = "waiting"  # waits for the parts of a map; the last part queues it again
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -34,6 +37,9 @@ class Outcome(StrEnum):
     @property
     def keeps_message(self) -> bool:
         return self is Outcome.RETRY
+
+
+_ENDS_A_PART = frozenset({Outcome.DONE, Outcome.FAILED, Outcome.CANCELLED})
 
 
 def _failed(error: ErrorInfo, now: float) -> dict[str, Any]:
@@ -78,6 +84,15 @@ class Runner:
         attempt = Attempt(
             task, self.store, self.queue, receipt_handle, lease, self.clock, visible_at=now + lease
         )
+        outcome = self._run_attempt(attempt, now, invocation)
+        if task.parent is not None and outcome in _ENDS_A_PART:
+            current = self.store.get(task.id)
+            if current is not None and current.is_terminal:
+                self._report_part(current)
+        return outcome
+
+    def _run_attempt(self, attempt: Attempt, now: float, invocation: float | None) -> Outcome:
+        task = attempt.task
         definition = self.registry.get(task.kind)
         if definition is None:
             return self._fail(attempt, ErrorInfo("UnknownTask", f"no task kind {task.kind!r}"))
@@ -86,11 +101,29 @@ class Runner:
             # Keep enough of the invocation to save a checkpoint and hand over.
             margin = min(max(2.0, 0.1 * invocation), 60.0)
             deadline = now + invocation - margin
-        ctx = RunContext(attempt, self.settings.progress_interval, deadline)
+        fanout = Fanout(task, self.store, self.queue, self.results, self.clock)
+        parent_ended = None
+        if task.parent is not None:
+            parent_id = task.parent
+
+            def parent_ended() -> bool:
+                parent = self.store.get(parent_id)
+                return parent is None or parent.is_terminal
+
+            if parent_ended():
+                return self._cancel_part(attempt)
+        ctx = RunContext(attempt, self.settings.progress_interval, deadline, fanout, parent_ended)
         try:
-            value = definition.function(dict(task.params), ctx)
-            encoded = encode_result(value)
+            if task.parent is None:
+                value = definition.function(dict(task.params), ctx)
+                encoded = encode_result(value)
+            else:
+                value = fanout.function_of(task)(fanout.item_of(task), ctx)
+                fanout.keep_result(task, value)
+                encoded = None
         except TaskCancelled:
+            if task.parent is not None and ctx.parent_was_cancelled:
+                return self._cancel_part(attempt)
             log.info("task %s cancelled during attempt %d", task.id, task.attempts)
             return Outcome.CANCELLED
         except LostClaim:
@@ -98,6 +131,8 @@ class Runner:
             return Outcome.DROPPED
         except HandOff:
             return self._hand_off(attempt, ctx)
+        except WaitForParts as waiting:
+            return self._wait_for_parts(attempt, ctx, waiting)
         except OutOfTime:
             error = ErrorInfo(
                 "TimeoutError",
@@ -108,7 +143,8 @@ class Runner:
         except Exception as exc:
             log.exception("task %s: attempt %d failed", task.id, task.attempts)
             error = ErrorInfo(type(exc).__name__, str(exc)[:MAX_ERROR_MESSAGE_CHARS])
-            return self._attempt_failed(attempt, ctx, error)
+            final = bool(getattr(exc, "final", False))
+            return self._attempt_failed(attempt, ctx, error, final=final)
         return self._finish(attempt, ctx, encoded)
 
     def _claim(self, task_id: str, now: float, lease: float) -> TaskRecord | Outcome:
@@ -141,6 +177,10 @@ class Runner:
         except Conflict as exc:
             current = exc.current
         if current is None or current.is_terminal:
+            if current is not None and current.parent is not None:
+                # It may have ended without telling its parent (a crash in between):
+                # telling it again is harmless.
+                self._report_part(current)
             return Outcome.DROPPED
         if current.status is Status.STARTED and current.lease_is_live(now):
             return Outcome.RETRY  # a duplicate delivery while another worker runs it
@@ -173,8 +213,10 @@ class Runner:
             wait = max(current.lease_until - now, 0.0) + 1.0
         self.queue.show_again_in(receipt_handle, wait)
 
-    def _finish(self, attempt: Attempt, ctx: RunContext, encoded: EncodedResult) -> Outcome:
+    def _finish(self, attempt: Attempt, ctx: RunContext, encoded: EncodedResult | None) -> Outcome:
         task = attempt.task
+        if encoded is None:  # a part: its result is kept for the parent already
+            return self._finish_part(attempt, ctx)
         # One object per attempt: a late worker can never overwrite the result that the
         # record points to, because its own final write below fails. The key is random,
         # not the task id: a leaked (expired) presigned URL names no task to ask about.
@@ -212,8 +254,10 @@ class Runner:
         self.queue.send(attempt.task.id)
         return Outcome.HANDED_OFF
 
-    def _attempt_failed(self, attempt: Attempt, ctx: RunContext, error: ErrorInfo) -> Outcome:
-        final = attempt.number >= self.settings.max_attempts
+    def _attempt_failed(
+        self, attempt: Attempt, ctx: RunContext, error: ErrorInfo, final: bool = False
+    ) -> Outcome:
+        final = final or attempt.number >= self.settings.max_attempts
         now = self.clock()
         if final:
             changes = _failed(error, now)
@@ -251,6 +295,8 @@ class Runner:
             )
         except Conflict:
             return False
+        if task.parent is not None:
+            self._report_part(task.evolve(status=Status.FAILED))
         return True
 
     def dead_letter(self, task_id: str) -> Outcome:
@@ -287,3 +333,77 @@ class Runner:
         )
         error = task.error if task.status is Status.ERROR and task.error else lost
         return Outcome.FAILED if self._give_up(task, error, now) else Outcome.RETRY
+
+    # -- fan-out
+
+    def _wait_for_parts(self, attempt: Attempt, ctx: RunContext, waiting: WaitForParts) -> Outcome:
+        """Ends the parent's invocation while its parts run: it holds no worker and no
+        lease, and `resume` lets the delivery that the last part sends continue it."""
+        now = self.clock()
+        waits = {
+            "progress": Progress(
+                f"{waiting.done} of {waiting.total} parts done",
+                waiting.done,
+                waiting.total,
+                now,
+                ctx.progress.rate if ctx.progress.total_steps == waiting.total else None,
+            ),
+            "checkpoint": ctx.saved_state,
+            "resume": True,
+            "lease_until": None,
+            "updated_at": now,
+        }
+        if not attempt.write_if_ours(waits):
+            return Outcome.DROPPED
+        if waiting.done >= waiting.total:
+            self.queue.send(attempt.task.id)  # the parts finished while it was writing
+        return Outcome.WAITING
+
+    def _finish_part(self, attempt: Attempt, ctx: RunContext) -> Outcome:
+        now = self.clock()
+        last = ctx.progress
+        done = {
+            "status": Status.DONE,
+            "progress": Progress(
+                last.message, last.total_steps or last.step, last.total_steps, now, last.rate
+            ),
+            "finished_at": now,
+            "updated_at": now,
+            "lease_until": None,
+            "checkpoint": None,
+            "error": None,
+        }
+        return Outcome.DONE if attempt.write_if_ours(done) else Outcome.DROPPED
+
+    def _cancel_part(self, attempt: Attempt) -> Outcome:
+        """A part whose parent has ended (cancelled or failed) stops for good."""
+        now = self.clock()
+        cancelled = {"status": Status.CANCELLED, "finished_at": now, "updated_at": now}
+        return Outcome.CANCELLED if attempt.write_if_ours(cancelled) else Outcome.DROPPED
+
+    def _report_part(self, part: TaskRecord) -> None:
+        """Counts an ended part in its map (once, however often it is reported), shows
+        the parent's combined progress, queues the next part of a bounded map, and
+        queues the parent once the last part has ended."""
+        key, parent_id = part.params.get("map"), part.parent
+        if not key or parent_id is None or part.part is None:
+            return
+        count, state = self.store.memo_add(key, part.part)
+        if not state:
+            return
+        total, window = int(state["total"]), int(state["parallel"])
+        now = self.clock()
+        elapsed = max(now - float(state["started_at"]), 1e-3)
+        progress = Progress(f"{count} of {total} parts done", count, total, now, count / elapsed)
+        # Refused when a later count is shown already, or the parent has ended.
+        with contextlib.suppress(Conflict):
+            self.store.update(
+                parent_id,
+                {"progress": progress, "updated_at": now},
+                Expect(statuses=frozenset({Status.STARTED}), step_below=count),
+            )
+        following = window + count - 1
+        if window < total and following < total:
+            self.queue.send(part_id(key, following))
+        if count >= total:
+            self.queue.send(parent_id)

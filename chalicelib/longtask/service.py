@@ -125,8 +125,8 @@ class TaskService:
         if not is_task_id(task_id):
             raise TaskNotFound(task_id)
         task = self.backends.store.get(task_id)
-        if task is None or task.kind != kind:
-            raise TaskNotFound(task_id)
+        if task is None or task.kind != kind or task.parent is not None:
+            raise TaskNotFound(task_id)  # the parts of a map show only through their task
         if (owner_only or self.settings.private) and task.owner != viewer:
             raise TaskNotFound(task_id)
         if task.expires_at is not None and task.expires_at < self.clock():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends import (
@@ -122,6 +122,8 @@ def item_to_record(item: Mapping[str, Any]) -> TaskRecord:
         resume=bool(a.get("resume", False)),
         requeues=int(a.get("requeues", 0)),
         expires_at=a.get("expires_at"),
+        parent=a.get("parent"),
+        part=a.get("part"),
     )
 
 
@@ -170,6 +172,11 @@ class _Expression:
             parts.append(
                 f"(attribute_not_exists({lease}) OR {lease} <= "
                 f"{self.value(expect.lease_expired_by)})"
+            )
+        if expect.step_below is not None:
+            step = self.name("progress_step")
+            parts.append(
+                f"(attribute_not_exists({step}) OR {step} < {self.value(expect.step_below)})"
             )
         if expect.resume is True:
             parts.append(f"{self.name('resume')} = {self.value(True)}")
@@ -272,20 +279,82 @@ class DynamoTaskStore:
         next_cursor = None
         if last:
             next_cursor = encode_cursor({name: last[name]["S"] for name in _CURSOR_FIELDS})
-        return Page(self._get_many(ids), next_cursor)
+        return Page(self.get_many(ids), next_cursor)
 
-    def _get_many(self, ids: list[str]) -> list[TaskRecord]:
-        """The records of `ids` (at most 100), in that order; ones gone meanwhile left out."""
-        if not ids:
-            return []
-        found: dict[str, TaskRecord] = {}
-        wanted: dict[str, Any] = {
-            self.table: {"Keys": [{"id": {"S": i}} for i in ids], "ConsistentRead": True}
-        }
-        while wanted:
-            response = self.client.batch_get_item(RequestItems=wanted)
-            for item in response.get("Responses", {}).get(self.table, []):
-                task = item_to_record(item)
-                found[task.id] = task
-            wanted = response.get("UnprocessedKeys") or {}
-        return [found[i] for i in ids if i in found]
+    def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """The records of `task_ids`, in that order; ones that do not exist left out."""
+        found = {item["id"]["S"]: item_to_record(item) for item in self._batch_get(list(task_ids))}
+        return [found[i] for i in task_ids if i in found]
+
+    def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
+        """Every item of `keys` that exists (BatchGetItem, 100 keys a request)."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            wanted: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"id": {"S": k}} for k in keys[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            while wanted:
+                response = self.client.batch_get_item(RequestItems=wanted)
+                items.extend(response.get("Responses", {}).get(self.table, []))
+                wanted = response.get("UnprocessedKeys") or {}
+        return items
+
+    # -- memos: items whose id is the memo's key (never a task id), the value as JSON
+
+    def memo_get(self, key: str) -> Any:
+        response = self.client.get_item(
+            TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True
+        )
+        return _memo_value(response.get("Item"))
+
+    def memo_get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        values = {}
+        for item in self._batch_get(list(keys)):
+            if "memo" in item:
+                values[item["id"]["S"]] = _memo_value(item)
+        return values
+
+    def memo_put(self, key: str, value: Any, expires_at: int | None = None) -> Any:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        names = {"#memo": "memo"}
+        values: dict[str, Any] = {":memo": {"S": text}}
+        update = "SET #memo = :memo"
+        if expires_at is not None:
+            names["#expires"] = "expires_at"
+            values[":expires"] = {"N": str(int(expires_at))}
+            update += ", #expires = :expires"
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_not_exists(#memo)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            return _memo_value(getattr(exc, "response", {}).get("Item"))
+        return json.loads(text)
+
+    def memo_add(self, key: str, member: int) -> tuple[int, Any]:
+        # ADD to a number set is idempotent: a repeated report of one member counts once.
+        response = self.client.update_item(
+            TableName=self.table,
+            Key={"id": {"S": key}},
+            UpdateExpression="ADD #members :member",
+            ExpressionAttributeNames={"#members": "members"},
+            ExpressionAttributeValues={":member": {"NS": [str(member)]}},
+            ReturnValues="ALL_NEW",
+        )
+        item = response["Attributes"]
+        return len(item.get("members", {}).get("NS", [])), _memo_value(item)
+
+
+def _memo_value(item: Mapping[str, Any] | None) -> Any:
+    if not item or "memo" not in item:
+        return None
+    return json.loads(item["memo"]["S"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,6 +41,19 @@ class TaskContext(Protocol):
     @property
     def cancelled(self) -> bool:
         """Whether the user cancelled the task (checked at most once per interval)."""
+
+    def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        """Runs `fn()` once per task; a later run of the task gets its kept result."""
+
+    def map(
+        self,
+        items: Iterable[Any],
+        fn: Callable[[Any, Any], Any],
+        *,
+        max_parallel: int | None = None,
+        tolerate: int = 0,
+    ) -> list[Any]:
+        """Runs `fn(item, ctx)` on each item in parallel workers; the results in order."""
 
 
 TaskFunction = Callable[[dict[str, Any], TaskContext], Any]

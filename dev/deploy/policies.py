@@ -87,16 +87,31 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     # Claim, progress, finish (UpdateItem), look at a task it cannot claim or that may be
     # cancelled (GetItem), hide its message for a lease or a backoff
     # (ChangeMessageVisibility), queue a checkpointed continuation (SendMessage), write
-    # the result.
+    # the result. A task that fans out makes its parts (PutItem), queues them (SendMessage
+    # in batches), and reads them and their results back (BatchGetItem; GetObject for a
+    # large item or result, which travels through the bucket).
     "worker": (
-        Grant("TaskRecords", ("dynamodb:GetItem", "dynamodb:UpdateItem"), ("{TableArn}",)),
+        Grant(
+            "TaskRecords",
+            (
+                "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ),
+            ("{TableArn}",),
+        ),
         Grant(
             "TaskQueue",
             ("sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:SendMessage"),
             ("{QueueArn}",),
         ),
         Grant("TaskQueueEventSource", SQS_EVENT_SOURCE_ACTIONS, ("{QueueArn}",)),
-        Grant("WriteResults", ("s3:PutObject", "s3:PutObjectTagging"), ("{BucketArn}/results/*",)),
+        Grant(
+            "Results",
+            ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"),
+            ("{BucketArn}/results/*",),
+        ),
         _LOGS,
     ),
     # Marks the task of a dead letter failed, unless it finished or still runs; queues it

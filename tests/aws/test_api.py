@@ -30,7 +30,7 @@ def test_start_records_the_task_queues_its_id_and_answers_202(aws: Aws, client: 
     assert response.headers["Retry-After"] == "1"
     assert response.headers["Cache-Control"] == "no-store"
     assert document["status"] == "ready" and document["done"] is False
-    assert document["parameters"] == {"limit": 1000}
+    assert document["parameters"] == {"limit": 1000, "parts": 1}  # with its default
     assert document["links"]["self"] == response.headers["Location"]
     # The floor: one PutItem and one SendMessage (and the queue URL, looked up once).
     assert aws.calls.counts == {"PutItem": 1, "SendMessage": 1, "GetQueueUrl": 1}

@@ -92,6 +92,10 @@ class Recorder:
         )
         with self._lock:
             self.calls.append(call)
+            # IAM authorizes a batch of messages as sqs:SendMessage (there is no
+            # sqs:SendMessageBatch action).
+            if call.action == "sqs:SendMessageBatch":
+                self.calls[-1] = dataclasses.replace(call, action="sqs:SendMessage")
             # IAM authorizes a PutObject that carries tags as s3:PutObjectTagging too.
             if call.action == "s3:PutObject" and params.get("Tagging"):
                 self.calls.append(dataclasses.replace(call, action="s3:PutObjectTagging"))
@@ -149,8 +153,20 @@ def _record(aws: Aws, task_id: str) -> dict[str, Any]:
     return dict(item.get("Item", {}))
 
 
+def sized(length: int, ctx: Any) -> str:
+    """A part of the fan-out task below: its result is `length` characters long."""
+    return "x" * length
+
+
+def fan_out(params: dict[str, Any], ctx: Any) -> list[int]:
+    """Maps over a small and a large item, so that a part's result goes through S3."""
+    return [len(text) for text in ctx.map([10, 20_000], sized)]
+
+
 def run_lifecycle(aws: Aws, client: Any, recorder: Recorder) -> None:
     mine = {"Accept": "application/json", **OWNER}
+    if aws.tasks.registry.get("policy-fan-out") is None:
+        aws.tasks.registry.add("policy-fan-out", fan_out)
 
     # Start a task, poll it, see it in the index and the list of my tasks.
     with recorder.acting_as("api_handler"):
@@ -173,6 +189,16 @@ def run_lifecycle(aws: Aws, client: Any, recorder: Recorder) -> None:
         assert page.status_code == 303 and "Signature=" in page.headers["Location"]
         result = client.http.get(document["links"]["self"] + "/result", headers=mine)
         assert result.status_code == 303
+
+    # A task that fans out: the parent makes its parts (PutItem) and queues them
+    # (SendMessageBatch), each part keeps its result (a memo, or S3 when large), the last
+    # part queues the parent, which reads the parts and their results (BatchGetItem,
+    # GetObject).
+    with recorder.acting_as("api_handler"):
+        fanned = start(client, "policy-fan-out", {})
+    with recorder.acting_as("worker"):
+        assert deliver(aws) == ["deleted"] * 4
+    assert _record(aws, fanned["id"])["status"] == {"S": "done"}
 
     # A task that fails every attempt: retried, then failed.
     with recorder.acting_as("api_handler"):
