@@ -214,20 +214,12 @@ class Runner:
         self.queue.show_again_in(receipt_handle, wait)
 
     def _finish(self, attempt: Attempt, ctx: RunContext, encoded: EncodedResult | None) -> Outcome:
-        task = attempt.task
-        if encoded is None:  # a part: its result is kept for the parent already
-            return self._finish_part(attempt, ctx)
-        # One object per attempt: a late worker can never overwrite the result that the
-        # record points to, because its own final write below fails. The key is random,
-        # not the task id: a leaked (expired) presigned URL names no task to ask about.
-        key = f"results/{secrets.token_urlsafe(24)}"
-        filename = download_name(encoded, f"{task.kind}-{task.id}")
-        self.results.put(key, encoded.body, encoded.content_type, filename, task.id, task.attempts)
+        """Records the task done; `encoded` is None for a part, whose result was kept
+        for its parent already."""
         now = self.clock()
         last = ctx.progress
-        done = {
+        done: dict[str, Any] = {
             "status": Status.DONE,
-            "result": ResultInfo(key, encoded.content_type, filename),
             "progress": Progress(
                 last.message, last.total_steps or last.step, last.total_steps, now, last.rate
             ),
@@ -237,7 +229,18 @@ class Runner:
             "checkpoint": None,
             "error": None,
         }
+        if encoded is not None:
+            done["result"] = self._put_result(attempt.task, encoded)
         return Outcome.DONE if attempt.write_if_ours(done) else Outcome.DROPPED
+
+    def _put_result(self, task: TaskRecord, encoded: EncodedResult) -> ResultInfo:
+        # One object per attempt: a late worker can never overwrite the result that the
+        # record points to, because its own final write fails. The key is random, not
+        # the task id: a leaked (expired) presigned URL names no task to ask about.
+        key = f"results/{secrets.token_urlsafe(24)}"
+        filename = download_name(encoded, f"{task.kind}-{task.id}")
+        self.results.put(key, encoded.body, encoded.content_type, filename, task.id, task.attempts)
+        return ResultInfo(key, encoded.content_type, filename)
 
     def _hand_off(self, attempt: Attempt, ctx: RunContext) -> Outcome:
         handed_over = {
@@ -358,22 +361,6 @@ class Runner:
         if waiting.done >= waiting.total:
             self.queue.send(attempt.task.id)  # the parts finished while it was writing
         return Outcome.WAITING
-
-    def _finish_part(self, attempt: Attempt, ctx: RunContext) -> Outcome:
-        now = self.clock()
-        last = ctx.progress
-        done = {
-            "status": Status.DONE,
-            "progress": Progress(
-                last.message, last.total_steps or last.step, last.total_steps, now, last.rate
-            ),
-            "finished_at": now,
-            "updated_at": now,
-            "lease_until": None,
-            "checkpoint": None,
-            "error": None,
-        }
-        return Outcome.DONE if attempt.write_if_ours(done) else Outcome.DROPPED
 
     def _cancel_part(self, attempt: Attempt) -> Outcome:
         """A part whose parent has ended (cancelled or failed) stops for good."""
