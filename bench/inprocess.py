@@ -303,6 +303,8 @@ class InProcessAws:
         }
         # The prod stage's settings (lease, progress interval...) on the mock's resources.
         os.environ.update(stage.environment("worker", "prod"))
+        # Prod leaves the demo tasks out; the benchmarks run them with prod's other settings.
+        os.environ["LONGTASK_DEMO_TASKS"] = "true"
         os.environ.update(
             LONGTASK_TABLE=outputs["TableName"],
             LONGTASK_QUEUE=outputs["QueueName"],
