@@ -26,6 +26,7 @@ from pathlib import Path
 from bench import cold as cold_bench
 from bench import cost as cost_bench
 from bench import eta as eta_bench
+from bench import fanout as fanout_bench
 from bench import handlers as handlers_bench
 from bench import ops as ops_bench
 from bench import stack as stack_bench
@@ -41,6 +42,7 @@ TITLES = {
     4: "4. Cold start and package size",
     5: "5. Local stack throughput and latency",
     6: "6. ETA accuracy",
+    7: "7. Fan-out",
 }
 
 
@@ -52,10 +54,12 @@ class Sizes:
     stack_tasks: int
     paced_tasks: int
     real_clock_check: bool
+    fanout_limit: int
+    fanout_parts: tuple[int, ...]
 
 
-FULL = Sizes(300, 10, (1, 2, 4), 500, 100, True)
-QUICK = Sizes(10, 3, (1,), 10, 4, False)
+FULL = Sizes(300, 10, (1, 2, 4), 500, 100, True, 50_000_000, (1, 8))
+QUICK = Sizes(10, 3, (1,), 10, 4, False, 200_000, (1, 2))
 
 
 def log(message: str) -> None:
@@ -106,6 +110,13 @@ def run_all(sizes: Sizes, only: set[int]) -> Runs:
             raise RuntimeError("benchmark 1 failed, so there are no counts to price")
         return cost_bench.section(cost_bench.compute(ops, handlers), ops)
 
+    def fanout() -> Section:
+        with tempfile.TemporaryDirectory(prefix="longtask-bench-") as logs:
+            result = fanout_bench.measure(
+                sizes.fanout_limit, list(sizes.fanout_parts), 2, Path(logs), log
+            )
+        return fanout_bench.section(result)
+
     def stack() -> Section:
         with tempfile.TemporaryDirectory(prefix="longtask-bench-") as logs:
             results = stack_bench.measure(
@@ -136,6 +147,8 @@ def run_all(sizes: Sizes, only: set[int]) -> Runs:
         runs.run(5, stack)
     if 6 in only:
         runs.run(6, lambda: eta_bench.section(eta_bench.measure()))
+    if 7 in only:
+        runs.run(7, fanout)
     return runs
 
 

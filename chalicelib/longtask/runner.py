@@ -86,9 +86,7 @@ class Runner:
         )
         outcome = self._run_attempt(attempt, now, invocation)
         if task.parent is not None and outcome in _ENDS_A_PART:
-            current = self.store.get(task.id)
-            if current is not None and current.is_terminal:
-                self._report_part(current)
+            self._report_part(task)  # it has ended: only its map and place matter here
         return outcome
 
     def _run_attempt(self, attempt: Attempt, now: float, invocation: float | None) -> Outcome:

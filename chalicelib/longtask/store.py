@@ -193,11 +193,16 @@ class DynamoTaskStore:
         self.table = table
 
     def create(self, task: TaskRecord) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item=record_to_item(task),
-            ConditionExpression="attribute_not_exists(id)",
-        )
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=record_to_item(task),
+                ConditionExpression="attribute_not_exists(id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            item = getattr(exc, "response", {}).get("Item")
+            raise Conflict(item_to_record(item) if item else self.get(task.id)) from None
 
     def get(self, task_id: str) -> TaskRecord | None:
         response = self.client.get_item(
@@ -240,6 +245,8 @@ class DynamoTaskStore:
             if part
         )
         condition = expr.condition(expect)
+        # DynamoDB refuses an empty map of values (a write that only removes fields).
+        values: dict[str, Any] = {"ExpressionAttributeValues": expr.values} if expr.values else {}
         try:
             response = self.client.update_item(
                 TableName=self.table,
@@ -247,9 +254,9 @@ class DynamoTaskStore:
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=expr.names,
-                ExpressionAttributeValues=expr.values,
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **values,
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             item = getattr(exc, "response", {}).get("Item")

@@ -640,3 +640,51 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_task_taken_over_after_the_
         results_written=len(result_objects(stack, document["id"])),
         taken_over_after=f"{taken_over_after:.1f} s",
     )
+
+
+# --- kill -9 during a part of a fanned-out task -------------------------------------------
+
+
+def test_a_worker_killed_mid_part_is_taken_over_and_the_total_stays_exact(
+    stack_factory: StackFactory,
+) -> None:
+    from chalicelib.longtask.fanout import part_id
+
+    stack = stack_factory(env={"LONGTASK_LEASE_SECONDS": str(LEASE_SECONDS)}, workers=2)
+    began = time.monotonic()
+    document = start(stack, "primes", limit=50_000_000, parts=4)
+    parts = [part_id(f"{document['id']}#map1", i) for i in range(4)]
+
+    def part_under_way() -> str | None:
+        for task_id in parts:
+            try:
+                part = record(stack, task_id)
+            except KeyError:
+                continue  # not made yet
+            if part["status"] == "started" and int(part.get("progress_step", 0)) >= 1:
+                return task_id
+        return None
+
+    busy = until(part_under_way, 60, "a part under way", stack, every=0.05)
+    own = [
+        pid
+        for pid, command in descendants(stack.process.pid).items()
+        if "dev.local.worker --function worker" in command
+    ]
+    running = until(lambda: [p for p in own if in_invocation(p)], 10, "a busy worker", stack)
+    for pid in running:
+        os.kill(pid, signal.SIGKILL)  # whichever holds the part, it dies mid-invocation
+    final = finished(stack, document, 240)
+    assert final["status"] == "done", final
+    # pi(5 x 10^7): every part counted exactly once, whatever ran twice.
+    assert result(stack, document) == {"limit": 50_000_000, "count": 3_001_134}
+    taken_over = int(record(stack, busy)["attempts"])
+    assert record(stack, busy)["status"] == "done"
+    queues_drain(stack)
+    figures(
+        "kill-9-mid-part",
+        began,
+        parts=4,
+        killed_workers=len(running),
+        attempts_of_the_killed_part=taken_over,
+    )
