@@ -47,6 +47,8 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy app.py chalicelib dev bench
+	# The example imports the framework as the installed `longtask`: here, its source.
+	MYPYPATH=chalicelib $(BIN)/mypy examples/host_app
 
 # Three pytest workers, one test file each at a time: most tests wait on tasks and
 # stacks rather than compute, so even two cores run them about twice as fast.
