@@ -83,11 +83,24 @@ class Aws:
 
 
 @functools.cache
-def _client(service: str) -> Any:
+def moto_client(service: str) -> Any:
     """Test-side clients, kept across tests: a client outlives one mock AWS."""
     import boto3
 
     return boto3.client(service)
+
+
+def create_infra() -> None:
+    """The resources of infra/template.yaml, as a stack on the current mock AWS."""
+    moto_client("cloudformation").create_stack(
+        StackName=f"longtask-{STAGE}",
+        TemplateBody=(ROOT / "infra" / "template.yaml").read_text(),
+        Parameters=[
+            {"ParameterKey": "Stage", "ParameterValue": STAGE},
+            {"ParameterKey": "MaxAttempts", "ParameterValue": "3"},
+            {"ParameterKey": "VisibilityTimeout", "ParameterValue": "60"},
+        ],
+    )
 
 
 @functools.cache
@@ -103,16 +116,7 @@ def aws() -> Iterator[Aws]:
 
     make_dynamodb_writes_atomic()  # as on AWS, where a conditional write is atomic
     with mock_aws():
-        cloudformation = _client("cloudformation")
-        cloudformation.create_stack(
-            StackName=f"longtask-{STAGE}",
-            TemplateBody=(ROOT / "infra" / "template.yaml").read_text(),
-            Parameters=[
-                {"ParameterKey": "Stage", "ParameterValue": STAGE},
-                {"ParameterKey": "MaxAttempts", "ParameterValue": "3"},
-                {"ParameterKey": "VisibilityTimeout", "ParameterValue": "60"},
-            ],
-        )
+        create_infra()
         import app as app_module
 
         tasks = app_module.tasks
@@ -130,9 +134,9 @@ def aws() -> Iterator[Aws]:
         yield Aws(
             tasks=tasks,
             app_module=app_module,
-            sqs=_client("sqs"),
-            s3=_client("s3"),
-            dynamodb=_client("dynamodb"),
+            sqs=moto_client("sqs"),
+            s3=moto_client("s3"),
+            dynamodb=moto_client("dynamodb"),
             calls=calls,
         )
 
