@@ -149,6 +149,35 @@ def client(aws: Aws) -> Iterator[Any]:
         yield test_client
 
 
+@dataclass
+class Memory:
+    tasks: Any  # the app's LongTasks, on fresh in-memory backends
+    app_module: Any
+    backends: Backends
+    clock: testing.VirtualClock
+
+
+@pytest.fixture
+def memory() -> Iterator[Memory]:
+    """The same app with the same settings on longtask.testing's in-memory backends: for
+    HTTP behaviour that does not depend on DynamoDB, SQS or S3 (tests/contract holds the
+    backends to the same rules), without moto's cost. Fresh backends for every test, as
+    the aws fixture installs its own at the start of each of its tests."""
+    import app as app_module
+
+    clock = testing.VirtualClock()
+    backends = testing.in_memory(app_module.tasks, Settings.from_env(), clock)
+    yield Memory(app_module.tasks, app_module, backends, clock)
+
+
+@pytest.fixture
+def memory_client(memory: Memory) -> Iterator[Any]:
+    from chalice.test import Client
+
+    with Client(memory.app_module.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
+        yield test_client
+
+
 # The test's own owner cookie, as a browser or `curl -b` would send it back.
 OWNER = {"Cookie": "longtask_owner=" + "o" * 43}
 
