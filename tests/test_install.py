@@ -48,9 +48,11 @@ print("ok")
 """
 
 
-def run(*command: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(
+    *command: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(c) for c in command], cwd=cwd, capture_output=True, text=True, timeout=240
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -94,15 +96,8 @@ def test_the_wheel_holds_the_templates_and_static_files(wheel: Path) -> None:
 
 def test_it_imports_in_a_fresh_virtualenv(venv: Path, tmp_path: Path) -> None:
     # An empty environment and a directory without this repository: the installed copy.
-    result = subprocess.run(
-        [venv, "-c", "import longtask; from longtask import testing; print(longtask.__file__)"],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    imports = "import longtask; from longtask import testing; print(longtask.__file__)"
+    result = run(venv, "-c", imports, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
     assert str(venv.parent.parent) in result.stdout
 
 
