@@ -1,4 +1,5 @@
-"""The task record: ids, statuses and their moves, and the status document of SPEC §3."""
+"""The task record: ids, statuses and their moves, and the JSON status document that
+clients read (its exact fields, nulls while unknown, ISO UTC times)."""
 
 from __future__ import annotations
 
