@@ -59,7 +59,7 @@ test: lint $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/aws
+	$(BIN)/python -m pytest tests/unit tests/contract tests/aws examples/host_app/tests
 
 # The benchmarks (a few minutes): prints the tables and writes BENCHMARKS.md.
 # `.venv/bin/python -m bench --quick` is the fast check that `make test` also runs.
