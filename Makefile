@@ -47,6 +47,8 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy app.py chalicelib dev bench
+	# The example imports the framework as the installed `longtask`: here, its source.
+	MYPYPATH=chalicelib $(BIN)/mypy examples/host_app
 
 # Three pytest workers, one test file each at a time: most tests wait on tasks and
 # stacks rather than compute, so even two cores run them about twice as fast.
@@ -57,7 +59,7 @@ test: lint $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit tests/aws
+	$(BIN)/python -m pytest tests/unit tests/contract tests/aws examples/host_app/tests
 
 # The benchmarks (a few minutes): prints the tables and writes BENCHMARKS.md.
 # `.venv/bin/python -m bench --quick` is the fast check that `make test` also runs.

@@ -237,8 +237,9 @@ def validate(declared: Mapping[str, Param], given: Mapping[str, list[Any]]) -> d
     """The parsed parameters, or InvalidParams naming every wrong field.
 
     `given` maps each name to every value it came with, so that a field sent twice
-    is an error rather than a silent pick. Names starting with "_" are dropped
-    (SPEC §3); other unknown names are refused, so a typo is not silently ignored.
+    is an error rather than a silent pick. Names starting with "_" are dropped (a
+    form's submit button and hidden fields); other unknown names are refused, so a
+    typo is not silently ignored.
     """
     problems: dict[str, str] = {}
     values: dict[str, Any] = {}

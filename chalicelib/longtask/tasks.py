@@ -20,7 +20,8 @@ class TaskCancelled(BaseException):
 
 
 class TaskContext(Protocol):
-    """What a running task can do besides computing: the seed's vocabulary."""
+    """What a running task can do besides computing: report progress, keep a checkpoint,
+    notice a cancel."""
 
     attempt: int  # 1 on the first attempt, 2 on the first retry, ...
     resume_state: Any  # the last checkpoint of an earlier invocation, or None

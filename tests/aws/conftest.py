@@ -83,11 +83,24 @@ class Aws:
 
 
 @functools.cache
-def _client(service: str) -> Any:
+def moto_client(service: str) -> Any:
     """Test-side clients, kept across tests: a client outlives one mock AWS."""
     import boto3
 
     return boto3.client(service)
+
+
+def create_infra() -> None:
+    """The resources of infra/template.yaml, as a stack on the current mock AWS."""
+    moto_client("cloudformation").create_stack(
+        StackName=f"longtask-{STAGE}",
+        TemplateBody=(ROOT / "infra" / "template.yaml").read_text(),
+        Parameters=[
+            {"ParameterKey": "Stage", "ParameterValue": STAGE},
+            {"ParameterKey": "MaxAttempts", "ParameterValue": "3"},
+            {"ParameterKey": "VisibilityTimeout", "ParameterValue": "60"},
+        ],
+    )
 
 
 @functools.cache
@@ -103,16 +116,7 @@ def aws() -> Iterator[Aws]:
 
     make_dynamodb_writes_atomic()  # as on AWS, where a conditional write is atomic
     with mock_aws():
-        cloudformation = _client("cloudformation")
-        cloudformation.create_stack(
-            StackName=f"longtask-{STAGE}",
-            TemplateBody=(ROOT / "infra" / "template.yaml").read_text(),
-            Parameters=[
-                {"ParameterKey": "Stage", "ParameterValue": STAGE},
-                {"ParameterKey": "MaxAttempts", "ParameterValue": "3"},
-                {"ParameterKey": "VisibilityTimeout", "ParameterValue": "60"},
-            ],
-        )
+        create_infra()
         import app as app_module
 
         tasks = app_module.tasks
@@ -130,9 +134,9 @@ def aws() -> Iterator[Aws]:
         yield Aws(
             tasks=tasks,
             app_module=app_module,
-            sqs=_client("sqs"),
-            s3=_client("s3"),
-            dynamodb=_client("dynamodb"),
+            sqs=moto_client("sqs"),
+            s3=moto_client("s3"),
+            dynamodb=moto_client("dynamodb"),
             calls=calls,
         )
 
@@ -142,6 +146,35 @@ def client(aws: Aws) -> Iterator[Any]:
     from chalice.test import Client
 
     with Client(aws.app_module.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
+        yield test_client
+
+
+@dataclass
+class Memory:
+    tasks: Any  # the app's LongTasks, on fresh in-memory backends
+    app_module: Any
+    backends: Backends
+    clock: testing.VirtualClock
+
+
+@pytest.fixture
+def memory() -> Iterator[Memory]:
+    """The same app with the same settings on longtask.testing's in-memory backends: for
+    HTTP behaviour that does not depend on DynamoDB, SQS or S3 (tests/contract holds the
+    backends to the same rules), without moto's cost. Fresh backends for every test, as
+    the aws fixture installs its own at the start of each of its tests."""
+    import app as app_module
+
+    clock = testing.VirtualClock()
+    backends = testing.in_memory(app_module.tasks, Settings.from_env(), clock)
+    yield Memory(app_module.tasks, app_module, backends, clock)
+
+
+@pytest.fixture
+def memory_client(memory: Memory) -> Iterator[Any]:
+    from chalice.test import Client
+
+    with Client(memory.app_module.app, stage_name="dev", project_dir=str(ROOT)) as test_client:
         yield test_client
 
 

@@ -1,18 +1,17 @@
-"""The HTTP interface of SPEC §3, in process: chalice.test.Client over moto."""
+"""The HTTP interface, in process through chalice.test.Client: on moto where the answer
+depends on DynamoDB, SQS or S3 (the calls made, the queue, presigned links), on the
+in-memory backends where it does not."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
 from chalicelib.longtask.model import Status, TaskRecord
 
-from .conftest import OWNER, Aws, deliver, json_headers, start, status
-
-pytestmark = pytest.mark.usefixtures("aws")
+from .conftest import OWNER, Aws, Memory, deliver, json_headers, start, status
 
 
 def body(response: Any) -> Any:
@@ -38,8 +37,10 @@ def test_start_records_the_task_queues_its_id_and_answers_202(aws: Aws, client: 
     assert json.loads(messages[0]["Body"]) == {"id": document["id"]}
 
 
-def test_a_form_post_redirects_to_the_status_page_and_sets_an_owner_cookie(client: Any) -> None:
-    response = client.http.post(
+def test_a_form_post_redirects_to_the_status_page_and_sets_an_owner_cookie(
+    memory_client: Any,
+) -> None:
+    response = memory_client.http.post(
         "/tasks/sleep",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         body="seconds=2&fail_times=&_submit=Start",
@@ -49,14 +50,16 @@ def test_a_form_post_redirects_to_the_status_page_and_sets_an_owner_cookie(clien
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("longtask_owner=") and "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
-    page = client.http.get(response.headers["Location"])
+    page = memory_client.http.get(response.headers["Location"])
     assert page.status_code == 200
     assert "text/html" in page.headers["Content-Type"]
     assert "Waiting for a worker" in page.body.decode()
 
 
-def test_parameters_may_come_in_the_query_string(client: Any) -> None:
-    response = client.http.post("/tasks/sleep?seconds=1.5", headers={"Accept": "application/json"})
+def test_parameters_may_come_in_the_query_string(memory_client: Any) -> None:
+    response = memory_client.http.post(
+        "/tasks/sleep?seconds=1.5", headers={"Accept": "application/json"}
+    )
     assert response.status_code == 202
     assert body(response)["parameters"] == {"seconds": 1.5, "fail_times": 0}
 
@@ -72,9 +75,11 @@ def test_parameters_may_come_in_the_query_string(client: Any) -> None:
     ],
 )
 def test_invalid_parameters_answer_400_naming_the_field(
-    client: Any, payload: dict[str, Any], field: str, words: str
+    memory_client: Any, payload: dict[str, Any], field: str, words: str
 ) -> None:
-    response = client.http.post("/tasks/primes", headers=json_headers(), body=json.dumps(payload))
+    response = memory_client.http.post(
+        "/tasks/primes", headers=json_headers(), body=json.dumps(payload)
+    )
     assert response.status_code == 400
     error = body(response)["error"]
     assert error["code"] == "invalid_parameters"
@@ -82,9 +87,9 @@ def test_invalid_parameters_answer_400_naming_the_field(
 
 
 def test_a_wrong_form_shows_the_error_beside_the_field_and_keeps_what_was_typed(
-    client: Any,
+    memory_client: Any,
 ) -> None:
-    response = client.http.post(
+    response = memory_client.http.post(
         "/tasks/report",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         body="month=2024-13",
@@ -133,7 +138,7 @@ def test_a_wrong_form_shows_the_error_beside_the_field_and_keeps_what_was_typed(
     ],
 )
 def test_bad_requests_get_a_clear_error_never_a_500(
-    client: Any,
+    memory_client: Any,
     method: str,
     path: str,
     headers: dict[str, str],
@@ -144,14 +149,14 @@ def test_bad_requests_get_a_clear_error_never_a_500(
     kwargs: dict[str, Any] = {"headers": headers}
     if method in ("post", "put"):
         kwargs["body"] = payload
-    response = getattr(client.http, method)(path, **kwargs)
+    response = getattr(memory_client.http, method)(path, **kwargs)
     assert response.status_code == expected, response.body
     assert body(response)["error"]["code"] == code
     assert "Traceback" not in response.body.decode()
 
 
-def test_errors_come_as_html_pages_for_browsers(client: Any) -> None:
-    response = client.http.get("/tasks/nosuch/" + "A" * 22)
+def test_errors_come_as_html_pages_for_browsers(memory_client: Any) -> None:
+    response = memory_client.http.get("/tasks/nosuch/" + "A" * 22)
     assert response.status_code == 404
     assert response.headers["Content-Type"].startswith("text/html")
     assert "There is no task kind" in response.body.decode()
@@ -183,15 +188,15 @@ def test_the_status_of_a_waiting_task(aws: Aws, client: Any) -> None:
 
 
 def test_the_result_of_an_unfinished_task_is_409_for_programs_and_a_redirect_for_people(
-    client: Any,
+    memory_client: Any,
 ) -> None:
-    document = start(client, "sleep", {"seconds": 3})
-    response = client.http.get(
+    document = start(memory_client, "sleep", {"seconds": 3})
+    response = memory_client.http.get(
         document["links"]["self"] + "/result", headers={"Accept": "application/json"}
     )
     assert response.status_code == 409
     assert body(response)["task"]["status"] == "ready"
-    response = client.http.get(document["links"]["self"] + "/result")
+    response = memory_client.http.get(document["links"]["self"] + "/result")
     assert response.status_code == 303
     assert response.headers["Location"] == document["links"]["self"]
 
@@ -209,21 +214,21 @@ def test_cancel_stops_a_waiting_task_for_good(aws: Aws, client: Any) -> None:
     assert aws.s3.list_objects_v2(Bucket=aws.tasks.settings.bucket).get("KeyCount", 0) == 0
 
 
-def test_the_cancel_form_redirects_back_to_the_status_page(client: Any) -> None:
-    document = start(client, "sleep", {"seconds": 3})
-    response = client.http.post(
+def test_the_cancel_form_redirects_back_to_the_status_page(memory_client: Any) -> None:
+    document = start(memory_client, "sleep", {"seconds": 3})
+    response = memory_client.http.post(
         document["links"]["self"] + "/cancel",
         headers={"Content-Type": "application/x-www-form-urlencoded", **OWNER},
         body="",
     )
     assert response.status_code == 303
     assert response.headers["Location"] == document["links"]["self"]
-    page = client.http.get(document["links"]["self"]).body.decode()
+    page = memory_client.http.get(document["links"]["self"]).body.decode()
     assert "Cancelled" in page
 
 
-def test_my_tasks_newest_first_one_page_at_a_time(client: Any) -> None:
-    first = client.http.post(
+def test_my_tasks_newest_first_one_page_at_a_time(memory: Memory, memory_client: Any) -> None:
+    first = memory_client.http.post(
         "/tasks/sleep",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         body="seconds=1",
@@ -231,27 +236,30 @@ def test_my_tasks_newest_first_one_page_at_a_time(client: Any) -> None:
     cookie = first.headers["Set-Cookie"].split(";")[0]
     ids = [first.headers["Location"].rsplit("/", 1)[1]]
     for seconds in (2, 3):
-        time.sleep(0.002)  # distinct creation times, a millisecond apart
-        response = client.http.post(
+        memory.clock.advance(0.001)  # distinct creation times, a millisecond apart
+        response = memory_client.http.post(
             "/tasks/sleep",
             headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
             body=f"seconds={seconds}",
         )
         ids.append(response.headers["Location"].rsplit("/", 1)[1])
-    start(client, "sleep", {"seconds": 4})  # someone else's: no cookie
+    start(memory_client, "sleep", {"seconds": 4})  # someone else's: no cookie
     headers = {"Accept": "application/json", "Cookie": cookie}
-    page1 = body(client.http.get("/tasks?limit=2", headers=headers))
+    page1 = body(memory_client.http.get("/tasks?limit=2", headers=headers))
     assert [t["id"] for t in page1["tasks"]] == [ids[2], ids[1]]
-    page2 = body(client.http.get(f"/tasks?limit=2&next={page1['next']}", headers=headers))
+    page2 = body(memory_client.http.get(f"/tasks?limit=2&next={page1['next']}", headers=headers))
     assert [t["id"] for t in page2["tasks"]] == [ids[0]]
     assert page2["next"] is None
-    index = client.http.get("/", headers={"Cookie": cookie}).body.decode()
+    index = memory_client.http.get("/", headers={"Cookie": cookie}).body.decode()
     assert all(f"/tasks/sleep/{task_id}" in index for task_id in ids)
-    assert body(client.http.get("/tasks", headers={"Accept": "application/json"}))["tasks"] == []
+    assert (
+        body(memory_client.http.get("/tasks", headers={"Accept": "application/json"}))["tasks"]
+        == []
+    )
 
 
-def test_a_record_past_its_retention_is_410(aws: Aws, client: Any) -> None:
-    now = time.time()
+def test_a_record_past_its_retention_is_410(memory: Memory, memory_client: Any) -> None:
+    now = memory.clock()
     old = TaskRecord(
         id="B" * 22,
         kind="sleep",
@@ -261,12 +269,14 @@ def test_a_record_past_its_retention_is_410(aws: Aws, client: Any) -> None:
         updated_at=now - 9 * 86400,
         expires_at=int(now - 86400),
     )
-    aws.tasks.backends.store.create(old)
-    response = client.http.get("/tasks/sleep/" + "B" * 22, headers={"Accept": "application/json"})
+    memory.backends.store.create(old)
+    response = memory_client.http.get(
+        "/tasks/sleep/" + "B" * 22, headers={"Accept": "application/json"}
+    )
     assert response.status_code == 410
 
 
-def test_links_keep_api_gateways_stage_prefix(aws: Aws) -> None:
+def test_links_keep_api_gateways_stage_prefix(memory: Memory) -> None:
     event = {
         "resource": "/tasks/{kind}",
         "path": "/tasks/sleep",
@@ -286,7 +296,7 @@ def test_links_keep_api_gateways_stage_prefix(aws: Aws) -> None:
         "body": json.dumps({"seconds": 1}),
         "isBase64Encoded": False,
     }
-    response = aws.app_module.app(event, None)
+    response = memory.app_module.app(event, None)
     assert response["statusCode"] == 202
     location = response["headers"]["Location"]
     assert location.startswith("/api/tasks/sleep/")

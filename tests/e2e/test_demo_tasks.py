@@ -23,18 +23,21 @@ def start(stack: RunningStack, kind: str, **params: Any) -> dict[str, Any]:
 
 
 def wait_until_finished(stack: RunningStack, document: dict[str, Any]) -> dict[str, Any]:
-    """Polls as a client should (Retry-After), until the task is done, failed or cancelled."""
+    """Polls as a client should (Retry-After), until the task is done, failed or cancelled;
+    the final document also holds the statuses (`seen`) and steps (`steps`) polled."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     url = stack.url + document["links"]["self"]
     seen: list[str] = []
+    steps: list[int | None] = []
     while time.monotonic() < deadline:
         response = requests.get(url, headers=JSON, timeout=10)
         assert response.status_code == 200, response.text
         current = dict(response.json())
         seen.append(current["status"])
+        steps.append(current["progress"]["step"])
         if current["done"]:
             assert "Retry-After" not in response.headers
-            current["seen"] = seen
+            current["seen"], current["steps"] = seen, steps
             return current
         time.sleep(min(float(response.headers["Retry-After"]), 1.0))
     raise AssertionError(f"not finished after {DEADLINE_SECONDS} s: {seen[-5:]}\n{stack.tail()}")

@@ -271,7 +271,8 @@ def result_objects(stack: RunningStack, task_id: str = "") -> dict[str, datetime
 
 
 def figures(name: str, began: float, **numbers: Any) -> None:
-    """One line for the closing note of issue 4 (shown with `pytest -s`)."""
+    """One line of measured figures (attempts, retries, seconds) for a person reading the
+    run: `pytest -s` shows them."""
     listed = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in numbers.items())
     print(f"\nFIGURES {name}: {listed}, {time.monotonic() - began:.1f} s")
 

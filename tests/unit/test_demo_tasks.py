@@ -1,4 +1,5 @@
-"""The demo tasks of SPEC §5, run inline with a fake context: right answers, honest progress."""
+"""The demo tasks (primes, report, sleep), run inline with a fake context: right answers,
+honest progress."""
 
 from __future__ import annotations
 
@@ -198,7 +199,7 @@ def test_report_is_the_same_every_time() -> None:
 
 
 @pytest.mark.usefixtures("instant_days")
-def test_report_progress_one_step_per_day_with_the_seed_messages() -> None:
+def test_report_progress_one_step_per_day_saying_the_day_and_the_invoices_so_far() -> None:
     report, ctx = run_report("2024-02")
     invoices = [int(row[1]) for row in rows_of(report)[1:]]
     handling = ctx.progress[:-2]

@@ -1,4 +1,5 @@
-"""The task record: ids, statuses and their moves, and the status document of SPEC §3."""
+"""The task record: ids, statuses and their moves, and the JSON status document that
+clients read (its exact fields, nulls while unknown, ISO UTC times)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib.longtask.backends import Expect
 from chalicelib.longtask.model import (
     TERMINAL,
     TRANSITIONS,
@@ -146,7 +146,7 @@ def test_sources_of() -> None:
         assert not sources_of(target) & TERMINAL
 
 
-# -- Expect: what a conditional write requires --------------------------------------
+# -- records ------------------------------------------------------------------------
 
 
 def record(**changes: Any) -> TaskRecord:
@@ -158,46 +158,6 @@ def record(**changes: Any) -> TaskRecord:
         updated_at=CREATED,
     )
     return base.evolve(**changes)
-
-
-def test_an_empty_expectation_holds_for_anything() -> None:
-    for status in Status:
-        assert Expect().holds_for(record(status=status))
-
-
-def test_expect_statuses() -> None:
-    running = Expect(statuses=frozenset({Status.STARTED}))
-    assert running.holds_for(record(status=Status.STARTED))
-    assert not running.holds_for(record(status=Status.CANCELLED))
-
-
-def test_expect_attempts() -> None:
-    task = record(status=Status.STARTED, attempts=2)
-    assert Expect(attempts=2).holds_for(task)
-    assert not Expect(attempts=1).holds_for(task)  # an older attempt lost its claim
-    assert Expect(attempts_below=3).holds_for(task)
-    assert not Expect(attempts_below=2).holds_for(task)
-
-
-def test_expect_lease_expired() -> None:
-    now = CREATED + 100
-    assert Expect(lease_expired_by=now).holds_for(record(lease_until=None))
-    assert Expect(lease_expired_by=now).holds_for(record(lease_until=now - 1))
-    assert Expect(lease_expired_by=now).holds_for(record(lease_until=now))
-    assert not Expect(lease_expired_by=now).holds_for(record(lease_until=now + 1))
-
-
-def test_expect_resume_flag() -> None:
-    assert Expect(resume=True).holds_for(record(resume=True))
-    assert not Expect(resume=True).holds_for(record(resume=False))
-    assert Expect(resume=False).holds_for(record(resume=False))
-
-
-def test_every_part_of_an_expectation_must_hold() -> None:
-    expect = Expect(statuses=frozenset({Status.STARTED}), attempts=1)
-    assert expect.holds_for(record(status=Status.STARTED, attempts=1))
-    assert not expect.holds_for(record(status=Status.STARTED, attempts=2))
-    assert not expect.holds_for(record(status=Status.ERROR, attempts=1))
 
 
 # -- the status document --------------------------------------------------------------

@@ -1,0 +1,107 @@
+"""`pip install` gives a working `longtask`: the wheel holds the templates and static files,
+declares its dependencies, and a Chalice app in a fresh virtualenv can declare, run and
+show a task with nothing from this repository on its path."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "chalicelib" / "longtask"
+
+# A host app and its test in one, run by the fresh virtualenv's Python.
+PROBE = """
+import longtask
+from chalice import Chalice
+from chalice.test import Client
+from longtask import Integer, LongTasks, testing
+
+assert "site-packages" in longtask.__file__, longtask.__file__
+app = Chalice(app_name="probe")
+tasks = LongTasks(app, url_prefix="/jobs")
+
+
+@tasks.task("double", title="Double it", params={"n": Integer(min=0)})
+def double(params, ctx):
+    ctx.log_progress("Doubling", step=0, total_steps=1)
+    return {"n": params["n"] * 2}
+
+
+testing.in_memory(tasks)
+task = testing.run_task(tasks, "double", n=21)
+assert task.status == "done", task
+assert testing.result_of(tasks, task) == {"n": 42}
+with Client(app) as client:
+    page = client.http.get("/jobs")
+    html = page.body.decode()
+    assert page.status_code == 200 and 'action="/jobs/tasks/double"' in html, html
+    assert "Double it" in html
+    assert client.http.get("/jobs/static/style.css").status_code == 200
+print("ok")
+"""
+
+
+def run(
+    *command: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a copy, so that setuptools' build/ and egg-info never land in the tree.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        SOURCE, source / "chalicelib" / "longtask", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    out = tmp_path_factory.mktemp("wheel")
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, source, cwd=source)
+    (built,) = out.glob("longtask-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the wheel and what it declares (chalice, jinja2) installed
+    from the index; this process's pip installs into it, which skips ensurepip."""
+    where = tmp_path_factory.mktemp("venv")
+    run(sys.executable, "-m", "venv", "--without-pip", where, cwd=where)
+    python = where / "bin" / "python"
+    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", wheel, cwd=where)
+    return python
+
+
+def test_the_wheel_holds_the_templates_and_static_files(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for kind in ("templates", "static"):
+        files = [p.name for p in (SOURCE / "web" / kind).iterdir() if p.is_file()]
+        assert files
+        for name in files:
+            assert f"longtask/web/{kind}/{name}" in names
+    assert not any(name.startswith(("chalicelib/", "dev/", "tests/")) for name in names)
+
+
+def test_it_imports_in_a_fresh_virtualenv(venv: Path, tmp_path: Path) -> None:
+    # An empty environment and a directory without this repository: the installed copy.
+    imports = "import longtask; from longtask import testing; print(longtask.__file__)"
+    result = run(venv, "-c", imports, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert str(venv.parent.parent) in result.stdout
+
+
+def test_a_host_app_declares_runs_and_shows_a_task(venv: Path, tmp_path: Path) -> None:
+    script = tmp_path / "probe.py"
+    script.write_text(textwrap.dedent(PROBE))
+    assert run(venv, script, cwd=tmp_path).stdout.strip() == "ok"
