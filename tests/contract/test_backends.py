@@ -80,14 +80,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         yield Backend("moto", backends, moto_client("sqs"))
 
 
-def known_gap_on_aws(backend: Backend, request: pytest.FixtureRequest, reason: str) -> None:
-    """Marks a rule the AWS backends break today, found by this suite and left to the
-    change that owns store.py. Strict: once it is fixed the test passes, the marker fails
-    and must go."""
-    if backend.name == "moto":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 def record(number: int = 0, **changes: Any) -> TaskRecord:
     task = TaskRecord(
         id=f"{number:022d}",
@@ -126,21 +118,13 @@ def test_a_missing_record_is_none(backend: Backend) -> None:
     assert backend.store.get("x" * 22) is None
 
 
-def test_creating_an_existing_id_is_a_conflict_that_keeps_the_first(
-    backend: Backend, request: pytest.FixtureRequest
-) -> None:
-    known_gap_on_aws(
-        backend,
-        request,
-        "DynamoTaskStore.create lets DynamoDB's ConditionalCheckFailedException through "
-        "instead of raising Conflict",
-    )
+def test_creating_an_existing_id_is_a_conflict_that_keeps_the_first(backend: Backend) -> None:
     first = record()
     backend.store.create(first)
     with pytest.raises(Conflict) as conflict:
         backend.store.create(first.evolve(kind="sleep"))
     assert backend.store.get(first.id) == first
-    assert conflict.value.current in (first, None)  # DynamoDB's PutItem does not say
+    assert conflict.value.current == first
 
 
 def test_an_update_returns_the_new_record_and_stores_it(backend: Backend) -> None:
@@ -164,13 +148,7 @@ def test_none_removes_a_field(backend: Backend) -> None:
     assert backend.store.get(updated.id) == updated
 
 
-def test_an_update_may_only_remove_fields(backend: Backend, request: pytest.FixtureRequest) -> None:
-    known_gap_on_aws(
-        backend,
-        request,
-        "DynamoTaskStore.update sends an empty ExpressionAttributeValues, which DynamoDB "
-        "refuses (no caller removes fields without setting one yet)",
-    )
+def test_an_update_may_only_remove_fields(backend: Backend) -> None:
     backend.store.create(record(lease_until=CREATED + 9))
     assert backend.store.update(record().id, {"lease_until": None}).lease_until is None
 
@@ -325,7 +303,43 @@ def test_a_result_is_read_back_up_to_a_limit_and_linked(backend: Backend) -> Non
     assert "results/k1" in link
 
 
+# -- memos: what fan-out keeps beside the records ------------------------------------
+
+
+def test_many_records_come_back_in_the_order_asked_without_the_missing(backend: Backend) -> None:
+    for number in range(3):
+        backend.store.create(record(number))
+    ids = [record(n).id for n in (2, 7, 0)]
+    assert [t.id for t in backend.store.get_many(ids)] == [record(2).id, record(0).id]
+
+
+def test_the_first_memo_written_wins(backend: Backend) -> None:
+    store = backend.store
+    assert store.memo_get("t#step:a") is None
+    assert store.memo_put("t#step:a", {"value": [1, 2]}) == {"value": [1, 2]}
+    assert store.memo_put("t#step:a", {"value": "late"}) == {"value": [1, 2]}
+    assert store.memo_get("t#step:a") == {"value": [1, 2]}
+    assert store.memo_get_many(["t#step:a", "t#step:b"]) == {"t#step:a": {"value": [1, 2]}}
+
+
+def test_a_member_added_twice_counts_once(backend: Backend) -> None:
+    store = backend.store
+    store.memo_put("t#map1", {"total": 3})
+    assert store.memo_add("t#map1", 0) == (1, {"total": 3})
+    assert store.memo_add("t#map1", 2) == (2, {"total": 3})
+    assert store.memo_add("t#map1", 0) == (2, {"total": 3})  # a repeated report
+
+
 # -- the queue ------------------------------------------------------------------------
+
+
+def test_a_batch_of_ids_is_received_one_message_each(backend: Backend) -> None:
+    ids = [record(n).id for n in range(12)]  # more than one SQS batch
+    backend.backends.queue.send_many(ids)
+    received = set()
+    while (message := backend.receive()) is not None:
+        received.add(message[0])
+    assert received == set(ids)
 
 
 def test_a_sent_id_is_received_and_hidden_until_shown_again(backend: Backend) -> None:
