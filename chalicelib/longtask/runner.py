@@ -214,6 +214,8 @@ class Runner:
     def _finish(self, attempt: Attempt, ctx: RunContext, encoded: EncodedResult | None) -> Outcome:
         """Records the task done; `encoded` is None for a part, whose result was kept
         for its parent already."""
+        # The result first: done is recorded only once it can be read.
+        result = None if encoded is None else self._put_result(attempt.task, encoded)
         now = self.clock()
         last = ctx.progress
         done: dict[str, Any] = {
@@ -227,8 +229,8 @@ class Runner:
             "checkpoint": None,
             "error": None,
         }
-        if encoded is not None:
-            done["result"] = self._put_result(attempt.task, encoded)
+        if result is not None:
+            done["result"] = result
         return Outcome.DONE if attempt.write_if_ours(done) else Outcome.DROPPED
 
     def _put_result(self, task: TaskRecord, encoded: EncodedResult) -> ResultInfo:
