@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6",
+        default=",".join(str(n) for n in TITLES),
         help="comma-separated benchmark numbers to run (default: all)",
     )
     args = parser.parse_args(argv)
