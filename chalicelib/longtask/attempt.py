@@ -68,11 +68,15 @@ class Attempt:
     def renew_lease(self, changes: Mapping[str, Any], now: float) -> TaskRecord:
         """Writes `changes` with a renewed lease; hides the message again first when
         less than half a lease of hiding is left. Raises Conflict if no longer ours."""
-        if self._visible_at - now < self.lease_seconds / 2:
+        if self.lease_due(now):
             self.hide_message(now)
         # Never past the time the message shows again: a delivery after a crash must
         # find the lease expired, or it would only count a receive.
         return self.write({**changes, "lease_until": self._visible_at, "updated_at": now})
+
+    def lease_due(self, now: float) -> bool:
+        """Whether less than half a lease of hiding is left: the next write must renew it."""
+        return self._visible_at - now < self.lease_seconds / 2
 
     def hide_message(self, now: float) -> None:
         """Keeps this attempt's message hidden for one more lease."""

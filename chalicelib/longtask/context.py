@@ -41,6 +41,7 @@ class RunContext:
         now = self._clock()
         self._throttle = ProgressThrottle(progress_interval)
         self._throttle.wrote(now)  # the claim itself just wrote
+        self._written_total = self._task.progress.total_steps
         self._checked_cancel_at = now
         self.attempt = attempt.number
         self.progress = self._task.progress
@@ -65,8 +66,22 @@ class RunContext:
             rate=rate,
         )
         self._check_time(now)
-        if self._throttle.due(now):
+        if self._write_due(now, now - started):
             self.flush(now)
+
+    def _write_due(self, now: float, age: float) -> bool:
+        """Whether this report goes to the store now.
+
+        On the age-based schedule; at once (but never more often than the least interval)
+        when the bar's scale changed, since a reader would otherwise show a wrong percent;
+        and always when the lease needs renewing, whatever the schedule: a slower schedule
+        must never let the hidden message show again while the task still runs.
+        """
+        if self._attempt.lease_due(now):
+            return True
+        if self._throttle.due(now, age):
+            return True
+        return self._throttle.allowed(now) and self.progress.total_steps != self._written_total
 
     def checkpoint(self, state: Any) -> None:
         """Keeps `state` (JSON) to resume from; it is written with the next progress."""
@@ -103,6 +118,7 @@ class RunContext:
             raise LostClaim() from None
         self._checkpoint_dirty = False
         self._throttle.wrote(now)
+        self._written_total = self.progress.total_steps
 
     def _check_time(self, now: float) -> None:
         if self._deadline is not None and now >= self._deadline:
