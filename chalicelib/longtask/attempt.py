@@ -68,15 +68,18 @@ class Attempt:
     def renew_lease(self, changes: Mapping[str, Any], now: float) -> TaskRecord:
         """Writes `changes` with a renewed lease; hides the message again first when
         less than half a lease of hiding is left. Raises Conflict if no longer ours."""
-        if self.lease_due(now):
+        if self._visible_at - now < self.lease_seconds / 2:
             self.hide_message(now)
         # Never past the time the message shows again: a delivery after a crash must
         # find the lease expired, or it would only count a receive.
         return self.write({**changes, "lease_until": self._visible_at, "updated_at": now})
 
-    def lease_due(self, now: float) -> bool:
-        """Whether less than half a lease of hiding is left: the next write must renew it."""
-        return self._visible_at - now < self.lease_seconds / 2
+    def lease_running_out(self, now: float) -> bool:
+        """Whether less than a third of a lease of hiding is left: the next progress must
+        be written, whatever the write schedule, to renew it. (Any write renews it once
+        half is gone, so on a schedule of writes within a sixth of a lease this never
+        adds one.)"""
+        return self._visible_at - now < self.lease_seconds / 3
 
     def hide_message(self, now: float) -> None:
         """Keeps this attempt's message hidden for one more lease."""

@@ -11,7 +11,7 @@ from .model import Progress, Status
 from .progress import ProgressThrottle, update_rate
 from .tasks import TaskCancelled
 
-# A checkpoint lives in the task record, whose item DynamoDB caps at 400 KB.
+# A large checkpoint lives in an item beside the task record, which DynamoDB caps at 400 KB.
 MAX_CHECKPOINT_BYTES = 64 * 1024
 
 
@@ -48,6 +48,7 @@ class RunContext:
         self.resume_state: Any = self._task.checkpoint
         self._checkpoint: Any = self._task.checkpoint
         self._checkpoint_dirty = False
+        self._written_checkpoint = self._json(self._task.checkpoint)
 
     def log_progress(
         self, message: str, step: int | None = None, total_steps: int | None = None
@@ -77,7 +78,7 @@ class RunContext:
         and always when the lease needs renewing, whatever the schedule: a slower schedule
         must never let the hidden message show again while the task still runs.
         """
-        if self._attempt.lease_due(now):
+        if self._attempt.lease_running_out(now):
             return True
         if self._throttle.due(now, age):
             return True
@@ -85,11 +86,20 @@ class RunContext:
 
     def checkpoint(self, state: Any) -> None:
         """Keeps `state` (JSON) to resume from; it is written with the next progress."""
-        text = json.dumps(state, allow_nan=False, separators=(",", ":"))
+        text = self._json(state)
         if len(text.encode()) > MAX_CHECKPOINT_BYTES:
             raise ValueError(f"a checkpoint must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
         self._checkpoint = json.loads(text)
-        self._checkpoint_dirty = True
+        # A large checkpoint costs a write unit per KB: write it only when it changed.
+        self._checkpoint_dirty = text != self._written_checkpoint
+
+    @staticmethod
+    def _json(state: Any) -> str:
+        return json.dumps(state, allow_nan=False, separators=(",", ":"))
+
+    def unwritten_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint as a change to write, if it changed since it was last written."""
+        return {"checkpoint": self._checkpoint} if self._checkpoint_dirty else {}
 
     @property
     def cancelled(self) -> bool:
@@ -106,9 +116,7 @@ class RunContext:
 
     def flush(self, now: float) -> None:
         """Writes the progress (and renews the lease) if the task is still ours."""
-        changes: dict[str, Any] = {"progress": self.progress}
-        if self._checkpoint_dirty:
-            changes["checkpoint"] = self._checkpoint
+        changes: dict[str, Any] = {"progress": self.progress, **self.unwritten_checkpoint()}
         try:
             self._attempt.renew_lease(changes, now)
         except Conflict as exc:
@@ -116,7 +124,9 @@ class RunContext:
             if current is None or current.status is Status.CANCELLED:
                 raise TaskCancelled() from None
             raise LostClaim() from None
-        self._checkpoint_dirty = False
+        if self._checkpoint_dirty:
+            self._written_checkpoint = self._json(self._checkpoint)
+            self._checkpoint_dirty = False
         self._throttle.wrote(now)
         self._written_total = self.progress.total_steps
 

@@ -13,7 +13,7 @@ from typing import Any
 from .attempt import Attempt
 from .backends import Conflict, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
 from .context import HandOff, LostClaim, OutOfTime, RunContext
-from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord
+from .model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
 from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
 
@@ -75,6 +75,9 @@ class Runner:
             if task is Outcome.RETRY:
                 self._come_back(task_id, receipt_handle, now)
             return task
+        if task.checkpoint is APART:
+            # Only the worker that resumes a task reads a large checkpoint.
+            task = task.evolve(checkpoint=self.store.checkpoint(task.id))
         attempt = Attempt(
             task, self.store, self.queue, receipt_handle, lease, self.clock, visible_at=now + lease
         )
@@ -199,8 +202,8 @@ class Runner:
 
     def _hand_off(self, attempt: Attempt, ctx: RunContext) -> Outcome:
         handed_over = {
+            **ctx.unwritten_checkpoint(),
             "progress": ctx.progress,
-            "checkpoint": ctx.saved_state,
             "resume": True,
             "lease_until": None,
             "updated_at": self.clock(),

@@ -87,9 +87,14 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     # Claim, progress, finish (UpdateItem), look at a task it cannot claim or that may be
     # cancelled (GetItem), hide its message for a lease or a backoff
     # (ChangeMessageVisibility), queue a checkpointed continuation (SendMessage), write
-    # the result.
+    # the result. A large checkpoint is written to its own item in a transaction that
+    # checks the record is still the attempt's (ConditionCheckItem + UpdateItem).
     "worker": (
-        Grant("TaskRecords", ("dynamodb:GetItem", "dynamodb:UpdateItem"), ("{TableArn}",)),
+        Grant(
+            "TaskRecords",
+            ("dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+            ("{TableArn}",),
+        ),
         Grant(
             "TaskQueue",
             ("sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:SendMessage"),
