@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.report import Section, Table
+from chalicelib.longtask.testing import VirtualClock
 
 MILESTONES = (25, 50, 75)
 START = 1_800_000_000.0  # any epoch second will do; the clock is virtual
@@ -35,14 +36,6 @@ class Estimate:
         return None if self.eta is None else self.eta - self.actual
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def simulate(durations: list[float]) -> list[Estimate]:
     """Runs a task that takes `durations` through the real runner on an in-memory store and
     a virtual clock; at the first stored progress of each milestone, reads the status
@@ -53,7 +46,7 @@ def simulate(durations: list[float]) -> list[Estimate]:
     from chalicelib.longtask.settings import Settings
     from chalicelib.longtask.tasks import TaskRegistry
 
-    clock = _Clock()
+    clock = VirtualClock(START)
     store = MemoryTaskStore()
     task_id = new_task_id()
     links = Links(self="/", result="/", cancel="/")
@@ -137,10 +130,10 @@ def section(result: dict[str, list[Estimate]]) -> Section:
     ]
     method = f"""
 Each synthetic task runs through the real runner (`Runner`, `RunContext.log_progress` with
-its {INTERVAL:g} s write throttle) on the in-memory store, on a virtual clock; it reports
-every step. The estimate is what a status poll shows (`status_document` →
-`progress.estimate_eta`) the first time the stored progress reaches 25, 50 and 75 %, set
-against the true time left at that moment. The noisy task's step times are seeded, so
-every run gives the same figures.
+its write schedule: every {INTERVAL:g} s at first, slower as the task ages) on the in-memory
+store, on a virtual clock; it reports every step. The estimate is what a status poll shows
+(`status_document` → `progress.estimate_eta`) the first time the stored progress reaches
+25, 50 and 75 %, set against the true time left at that moment. The noisy task's step
+times are seeded, so every run gives the same figures.
 """
     return Section("6. ETA accuracy", method, [table], notes)

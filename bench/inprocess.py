@@ -16,12 +16,13 @@ import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any
 
-from chalicelib.longtask.testing import LambdaContext, sqs_event
+from chalicelib.longtask.testing import LambdaContext, VirtualClock, sqs_event
 from dev import stage
 from dev.local.infra import load_template
 from dev.stage import ROOT, TEMPLATE_FILE
@@ -123,8 +124,9 @@ class AwsCalls:
 
     @property
     def largest_item(self) -> int:
-        """Bytes of the largest item written or read so far."""
-        return max(self._sizes.values(), default=0)
+        """Bytes of the largest task record written or read so far (not counting the
+        items that hold large checkpoints beside the records)."""
+        return max((n for key, n in self._sizes.items() if "#" not in key), default=0)
 
     def reset(self) -> None:
         self.counts = Counter()
@@ -135,6 +137,17 @@ class AwsCalls:
         counts, capacity = self.counts, self.capacity
         self.reset()
         return counts, capacity
+
+    @contextmanager
+    def aside(self, into: list[tuple[Counter[str], Capacity]]) -> Iterator[None]:
+        """Counts what happens inside apart (appended to `into`), then goes on counting
+        where it was, as if the inside had not happened."""
+        counts, capacity = self.take()
+        try:
+            yield
+        finally:
+            into.append(self.take())
+            self.counts, self.capacity = counts, capacity
 
     def _keep_params(self, params: dict[str, Any], **_: Any) -> None:
         self._params = params
@@ -154,6 +167,9 @@ class AwsCalls:
             strong = 1.0 if params.get("ConsistentRead") else 0.5
             self.capacity.read_units += strong * max(1, math.ceil(size / 4096))
             return
+        if model.name == "TransactWriteItems":
+            self._transaction(params["TransactItems"])
+            return
         if model.name == "PutItem":
             new = params.get("Item", {})
         elif model.name == "UpdateItem":
@@ -172,31 +188,36 @@ class AwsCalls:
             ):
                 self.capacity.index_write_units += max(1, math.ceil(after / 1024))
 
+    def _transaction(self, items: list[dict[str, Any]]) -> None:
+        """A transaction bills 2 write units per KB of each item it checks or writes."""
+        for item in items:
+            ((kind, request),) = item.items()
+            key = str(request["Key"]["id"]["S"])
+            before = self._sizes.get(key, 0)
+            after = before
+            if kind == "Update":
+                # The attributes it sets, as store.py builds them: one name, one value each.
+                names = list(request.get("ExpressionAttributeNames", {}).values())
+                values = list(request.get("ExpressionAttributeValues", {}).values())
+                written = dict(zip(names, values, strict=True))
+                after = item_size({"id": request["Key"]["id"], **written})
+                self._sizes[key] = after
+            self.capacity.write_units += 2 * max(1, math.ceil(max(before, after) / 1024))
+
 
 # --- the clock the worker runs on -------------------------------------------------------
 
 
-class VirtualClock:
-    """A clock that moves only when told to, so that runs of 10 s take no time and the
-    number of progress writes they make is exact."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def catch_up(self) -> None:
-        self.now = max(self.now, time.time())
-
-
 @dataclass
 class Pacer:
-    """How the bench task spreads its calls over its duration: on the virtual clock (exact)
-    or on the real one (a check that the virtual figure is what really happens)."""
+    """How the bench task spreads its calls over its duration: on a virtual clock (runs of
+    10 s take no time and the number of progress writes they make is exact) or on the real
+    one (a check that the virtual figure is what really happens). `midway` is called once
+    halfway through a run (e.g. to poll the task's status while it runs)."""
 
     clock: VirtualClock
     real: bool = False
+    midway: Callable[[], None] | None = None
 
     def start(self) -> float:
         return time.monotonic() if self.real else self.clock.now
@@ -219,18 +240,27 @@ def register_bench_task(tasks: Any, pacer: Pacer) -> None:
 
     def progress_calls(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         calls, seconds = int(params["calls"]), float(params["seconds"])
+        if params["checkpoint"]:
+            ctx.checkpoint({"blob": "x" * int(params["checkpoint"])})
         start = pacer.start()
         for i in range(calls):
             pacer.wait_until(start, (i + 1) * seconds / calls)
             ctx.log_progress(f"Call {i + 1} of {calls}", step=i + 1, total_steps=calls)
+            if i + 1 == calls // 2 and pacer.midway is not None:
+                pacer.midway()
         pacer.wait_until(start, seconds)
         return {"calls": calls, "seconds": seconds}
 
     tasks.task(
         BENCH_KIND,
         title="Bench: progress calls",
-        description="Calls log_progress `calls` times, evenly over `seconds`.",
-        params={"calls": Integer(min=0, max=1_000_000), "seconds": Number(min=0, max=3600)},
+        description="Calls log_progress `calls` times, evenly over `seconds`, after keeping "
+        "a checkpoint of `checkpoint` bytes.",
+        params={
+            "calls": Integer(min=0, max=1_000_000),
+            "seconds": Number(min=0, max=3600),
+            "checkpoint": Integer(min=0, max=64_000, default=0),
+        },
     )(progress_calls)
 
 
@@ -244,7 +274,7 @@ class InProcessAws:
     def __init__(self) -> None:
         self.calls = AwsCalls()  # the app's own clients
         self.event_source_calls = AwsCalls()  # Lambda's side: receive and delete
-        self.clock = VirtualClock()
+        self.clock = VirtualClock(time.time())
         self.pacer = Pacer(self.clock)
         self.app_module: ModuleType | None = None
         self._saved_environ: dict[str, str] = {}
@@ -353,7 +383,7 @@ class InProcessAws:
         ).get("Messages", [])
         if not received:
             return "empty"
-        self.clock.catch_up()
+        self.clock.advance_to(time.time())
         context = LambdaContext(
             function_name="longtask-prod-worker",
             timeout_seconds=timeout_seconds,

@@ -30,7 +30,7 @@ def _cell(text: str) -> str:
 
 @dataclass
 class Target:
-    """One target of issue 7 and where this run landed."""
+    """One target of the benchmarks and where this run landed."""
 
     name: str
     wanted: str

@@ -2,7 +2,7 @@
 
     python -m bench [--quick] [--output PATH] [--only 1,3,...]
 
-Runs the six benchmarks of issue 7 and prints their tables; a full run takes a few minutes
+Runs the six benchmarks and prints their tables; a full run takes a few minutes
 and writes BENCHMARKS.md (method and numbers). --quick uses tiny sizes (under a minute) and
 writes a file only when --output is given. Everything runs on this machine: in-process moto,
 fresh interpreters, and local stacks on 127.0.0.1 that stop with the bench.
@@ -183,7 +183,7 @@ def report(
         f"variant, local stack with {', '.join(map(str, sizes.worker_counts))} worker(s) "
         f"and {sizes.stack_tasks} tasks (+ {sizes.paced_tasks} paced).",
         "",
-        "## Targets of issue 7",
+        "## Targets",
         "",
         targets_table(
             t for n in sorted(runs.sections) for t in runs.sections[n].targets

@@ -28,7 +28,7 @@ WARM_UP_PER_WORKER = 3
 # of this many.
 BACKLOG_PER_WORKER = 4
 CEILING_QUEUE_MESSAGES = 25
-# Requests to moto that a task needs at the floor of issue 7: PutItem and SendMessage to
+# Requests to moto that a task needs at the floor: PutItem and SendMessage to
 # start it; ReceiveMessage, the claim, PutObject, the final update and DeleteMessage to run
 # it. The raw ceiling makes 2 per pair, so one moto server caps the stack at 2/7 of it.
 TASK_REQUESTS_AT_FLOOR = 7

@@ -74,6 +74,13 @@ class Attempt:
         # find the lease expired, or it would only count a receive.
         return self.write({**changes, "lease_until": self._visible_at, "updated_at": now})
 
+    def lease_running_out(self, now: float) -> bool:
+        """Whether less than a third of a lease of hiding is left: the next progress must
+        be written, whatever the write schedule, to renew it. (Any write renews it once
+        half is gone, so on a schedule of writes within a sixth of a lease this never
+        adds one.)"""
+        return self._visible_at - now < self.lease_seconds / 3
+
     def hide_message(self, now: float) -> None:
         """Keeps this attempt's message hidden for one more lease."""
         self.queue.show_again_in(self.receipt_handle, self.lease_seconds)

@@ -18,9 +18,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .model import Status, TaskRecord
+from .model import APART, Status, TaskRecord
 
 Clock = Callable[[], float]
+
+# A checkpoint larger than this (as JSON) is kept apart from the task record, so that the
+# record stays within one DynamoDB write unit (1 KB) and one read unit whatever a task
+# saves. Small ones (a counter, a position) stay inline: reading them costs nothing more.
+INLINE_CHECKPOINT_BYTES = 256
+
+
+def kept_apart(checkpoint: Any) -> bool:
+    """Whether a checkpoint goes beside the record rather than in it."""
+    if checkpoint is None:
+        return False
+    text = json.dumps(checkpoint, allow_nan=False, separators=(",", ":"))
+    return len(text.encode()) > INLINE_CHECKPOINT_BYTES
 
 
 # -- the write vocabulary -----------------------------------------------------------
@@ -95,7 +108,11 @@ class Page:
 
 
 class TaskStore(Protocol):
-    """Task records by id; every change is a conditional write."""
+    """Task records by id; every change is a conditional write.
+
+    A checkpoint that `kept_apart` is stored beside the record: records come back with
+    `checkpoint` = APART, and `checkpoint()` reads it (only a worker resuming the task).
+    """
 
     def create(self, task: TaskRecord) -> None:
         """Stores a new record; Conflict if its id exists."""
@@ -104,7 +121,11 @@ class TaskStore(Protocol):
 
     def update(self, task_id: str, changes: Mapping[str, Any], *expect: Expect) -> TaskRecord:
         """Applies `changes` if the record matches one of `expect` (any record if none is
-        given), atomically; returns the new record, or raises Conflict with the current."""
+        given), atomically; returns the new record, or raises Conflict with the current.
+        A checkpoint kept apart is written under the same condition."""
+
+    def checkpoint(self, task_id: str) -> Any:
+        """The checkpoint kept apart from the record (None if there is none)."""
 
     def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
         """The owner's tasks, newest first; InvalidCursor for a cursor not theirs."""
@@ -197,6 +218,7 @@ class MemoryTaskStore:
         self.tasks: dict[str, TaskRecord] = {}
         self.memos: dict[str, str] = {}  # key -> JSON, as DynamoDB keeps them
         self.sets: dict[str, set[int]] = {}
+        self.checkpoints: dict[str, Any] = {}  # the ones kept apart, by task id
         self.writes = 0
         self._lock = threading.Lock()
 
@@ -247,11 +269,17 @@ class MemoryTaskStore:
                 elif isinstance(value, IfMissing):
                     existing = getattr(current, name)
                     value = value.value if existing is None else existing
+                elif name == "checkpoint" and kept_apart(value):
+                    self.checkpoints[task_id] = value
+                    value = APART
                 values[name] = value
             updated = current.evolve(**values)
             self.tasks[task_id] = updated
             self.writes += 1
             return updated
+
+    def checkpoint(self, task_id: str) -> Any:
+        return self.checkpoints.get(task_id)
 
     def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
         # The same order as the DynamoDB index: created_at, then id, newest first.

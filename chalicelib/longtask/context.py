@@ -13,7 +13,7 @@ from .model import Progress, Status
 from .progress import ProgressThrottle, update_rate
 from .tasks import TaskCancelled
 
-# A checkpoint lives in the task record, whose item DynamoDB caps at 400 KB.
+# A large checkpoint lives in an item beside the task record, which DynamoDB caps at 400 KB.
 MAX_CHECKPOINT_BYTES = 64 * 1024
 
 
@@ -53,12 +53,14 @@ class RunContext:
         now = self._clock()
         self._throttle = ProgressThrottle(progress_interval)
         self._throttle.wrote(now)  # the claim itself just wrote
+        self._written_total = self._task.progress.total_steps
         self._checked_cancel_at = now
         self.attempt = attempt.number
         self.progress = self._task.progress
         self.resume_state: Any = self._task.checkpoint
         self._checkpoint: Any = self._task.checkpoint
         self._checkpoint_dirty = False
+        self._written_checkpoint = self._json(self._task.checkpoint)
 
     def log_progress(
         self, message: str, step: int | None = None, total_steps: int | None = None
@@ -77,16 +79,39 @@ class RunContext:
             rate=rate,
         )
         self._check_time(now)
-        if self._throttle.due(now):
+        if self._write_due(now, now - started):
             self.flush(now)
+
+    def _write_due(self, now: float, age: float) -> bool:
+        """Whether this report goes to the store now.
+
+        On the age-based schedule; at once (but never more often than the least interval)
+        when the bar's scale changed, since a reader would otherwise show a wrong percent;
+        and always when the lease needs renewing, whatever the schedule: a slower schedule
+        must never let the hidden message show again while the task still runs.
+        """
+        if self._attempt.lease_running_out(now):
+            return True
+        if self._throttle.due(now, age):
+            return True
+        return self._throttle.allowed(now) and self.progress.total_steps != self._written_total
 
     def checkpoint(self, state: Any) -> None:
         """Keeps `state` (JSON) to resume from; it is written with the next progress."""
-        text = json.dumps(state, allow_nan=False, separators=(",", ":"))
+        text = self._json(state)
         if len(text.encode()) > MAX_CHECKPOINT_BYTES:
             raise ValueError(f"a checkpoint must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON")
         self._checkpoint = json.loads(text)
-        self._checkpoint_dirty = True
+        # A large checkpoint costs a write unit per KB: write it only when it changed.
+        self._checkpoint_dirty = text != self._written_checkpoint
+
+    @staticmethod
+    def _json(state: Any) -> str:
+        return json.dumps(state, allow_nan=False, separators=(",", ":"))
+
+    def unwritten_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint as a change to write, if it changed since it was last written."""
+        return {"checkpoint": self._checkpoint} if self._checkpoint_dirty else {}
 
     def step(self, name: str, fn: Callable[[], Any]) -> Any:
         """Runs `fn()` once per task and keeps its result (JSON); when the task runs
@@ -130,9 +155,7 @@ class RunContext:
         if self._parent_ended is not None and self._parent_ended():
             self.parent_was_cancelled = True
             raise TaskCancelled()
-        changes: dict[str, Any] = {"progress": self.progress}
-        if self._checkpoint_dirty:
-            changes["checkpoint"] = self._checkpoint
+        changes: dict[str, Any] = {"progress": self.progress, **self.unwritten_checkpoint()}
         try:
             self._attempt.renew_lease(changes, now)
         except Conflict as exc:
@@ -140,8 +163,11 @@ class RunContext:
             if current is None or current.status is Status.CANCELLED:
                 raise TaskCancelled() from None
             raise LostClaim() from None
-        self._checkpoint_dirty = False
+        if self._checkpoint_dirty:
+            self._written_checkpoint = self._json(self._checkpoint)
+            self._checkpoint_dirty = False
         self._throttle.wrote(now)
+        self._written_total = self.progress.total_steps
 
     def _check_time(self, now: float) -> None:
         if self._deadline is not None and now >= self._deadline:

@@ -23,8 +23,11 @@ from .backends import Clock, Conflict, ResultStore, TaskQueue, TaskStore
 from .model import ErrorInfo, Status, TaskRecord
 
 MAX_PARTS = 1000
-# Larger items and results go to the result store; a memo or a part record holds its key.
+# Larger results go to the result store and a memo holds their key. An item rides in its
+# part's record only while small: the record is read at every poll and rewritten at
+# every progress write, and DynamoDB bills both by the record's whole size.
 INLINE_BYTES = 16 * 1024
+INLINE_ITEM_BYTES = 512
 _LARGE_READ = 256 * 1024 * 1024
 
 
@@ -182,7 +185,7 @@ class Fanout:
     def _create_part(self, key: str, index: int, item: Any, fn: str) -> None:
         text = _encode(item)
         params: dict[str, Any] = {"map": key, "fn": fn}
-        if len(text) <= INLINE_BYTES:
+        if len(text) <= INLINE_ITEM_BYTES:
             params["item"] = json.loads(text)
         else:
             params["item_at"] = self._put_large(key, f"item{index}", text)

@@ -207,7 +207,7 @@ def aws_backends(settings: Settings) -> Backends:
         return session.client(service, endpoint_url=settings.endpoint_url, config=config)
 
     return Backends(
-        DynamoTaskStore(client("dynamodb"), table),
+        DynamoTaskStore(client("dynamodb"), table, settings.retention_days * 86400),
         SqsTaskQueue(client("sqs"), queue),
         S3ResultStore(client("s3"), bucket),
     )

@@ -91,6 +91,20 @@ class ResultInfo:
     filename: str | None = None
 
 
+class StoredApart:
+    """Stands for a checkpoint too large for the task record, kept beside it.
+
+    Every status read and progress write is billed on the whole record, so a large
+    checkpoint lives in an item of its own that only the worker resuming the task reads.
+    """
+
+    def __repr__(self) -> str:
+        return "APART"
+
+
+APART: Any = StoredApart()
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     id: str
@@ -107,7 +121,7 @@ class TaskRecord:
     error: ErrorInfo | None = None
     result: ResultInfo | None = None
     lease_until: float | None = None
-    checkpoint: Any = None
+    checkpoint: Any = None  # JSON, or APART (TaskStore.checkpoint reads it)
     resume: bool = False  # a checkpointed run handed over to its next invocation
     requeues: int = 0  # times the dead-letter handler queued it again
     expires_at: int | None = None

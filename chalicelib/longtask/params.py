@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
@@ -13,6 +14,11 @@ _REQUIRED = object()
 # Longer raw values are refused before any parsing, so that e.g. a megabyte of
 # digits costs nothing.
 _MAX_RAW_NUMBER_CHARS = 40
+# The parameters live in the task record, which every status poll reads and every
+# progress write rewrites, each billed on the whole record: capped, they keep it within
+# a read unit and about one write unit. Declared fields (numbers, flags, short texts)
+# fit easily; a large input belongs in S3, passed by its key.
+MAX_PARAMS_BYTES = 1024
 
 
 class InvalidParams(ValueError):
@@ -264,6 +270,14 @@ def validate(declared: Mapping[str, Param], given: Mapping[str, list[Any]]) -> d
             values[name] = param.parse(raws[0])
         except ValueError as exc:
             problems[name] = str(exc)
+    if not problems and values:
+        sizes = {name: len(json.dumps(value).encode()) for name, value in values.items()}
+        if len(json.dumps(values, separators=(",", ":")).encode()) > MAX_PARAMS_BYTES:
+            largest = max(sizes, key=sizes.__getitem__)
+            problems[largest] = (
+                f"makes the parameters longer than {MAX_PARAMS_BYTES} bytes in all; "
+                "pass large inputs by reference"
+            )
     if problems:
         raise InvalidParams(problems)
     return values

@@ -1,4 +1,5 @@
-"""Progress bookkeeping without I/O: the write throttle and the time-left estimate."""
+"""Progress bookkeeping without I/O: the write schedule, the time-left estimate and the
+poll schedule."""
 
 from __future__ import annotations
 
@@ -17,14 +18,37 @@ _STALL_FACTOR = 4.0
 _STALL_GRACE_SECONDS = 10.0
 
 
+# How often a running task's progress is written, by its age: every LONGTASK_PROGRESS_INTERVAL
+# while a person is likely watching the first seconds, then a fifth of the age, never more
+# than every 5 s. Readers poll less often than that as a task ages (poll_interval), so
+# the extra writes of a fixed 1 s pace were never read; and 5 s stays well inside the
+# ETA's stall grace, so a poll never takes a task that writes on schedule for stalled.
+_WRITE_SHARE_OF_AGE = 0.2
+_MAX_WRITE_INTERVAL = 5.0
+
+
+def write_interval(age: float, least: float) -> float:
+    """Seconds between two progress writes of a task that has run `age` seconds;
+    never less than `least` (LONGTASK_PROGRESS_INTERVAL)."""
+    return max(least, min(_WRITE_SHARE_OF_AGE * max(age, 0.0), _MAX_WRITE_INTERVAL))
+
+
 class ProgressThrottle:
-    """Allows one write per `interval` seconds, however often progress is logged."""
+    """Allows one write per interval, however often progress is logged: `interval` when
+    no age is given, else write_interval(age, interval)."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._last_write: float | None = None
 
-    def due(self, now: float) -> bool:
+    def due(self, now: float, age: float | None = None) -> bool:
+        if self._last_write is None:
+            return True
+        wait = self.interval if age is None else write_interval(age, self.interval)
+        return now - self._last_write >= wait
+
+    def allowed(self, now: float) -> bool:
+        """Whether the least interval has passed (a change worth showing may go now)."""
         return self._last_write is None or now - self._last_write >= self.interval
 
     def wrote(self, now: float) -> None:
@@ -81,8 +105,20 @@ def estimate_eta(
     return round(eta, 1)
 
 
-def poll_interval(elapsed_seconds: float | None) -> int:
-    """Seconds a client should wait before asking again: 1 s at first, up to 5 s."""
-    if not elapsed_seconds or elapsed_seconds < 10:
+# A page polls as a fraction of the task's age, so a 60 s task costs about ten
+# requests however long it runs; when the estimate says the end is nearer, the next
+# poll lands on the first whole second after it, so "done" shows about a second late.
+_POLL_SHARE_OF_AGE = 0.6
+_MAX_POLL_SECONDS = 30
+
+
+def poll_interval(elapsed_seconds: float | None, eta_seconds: float | None = None) -> int:
+    """Seconds a client should wait before asking again (Retry-After): 1 s for the first
+    two seconds, then 0.6 x the task's age up to 30 s, or sooner when the estimate
+    says it ends sooner."""
+    if not elapsed_seconds or elapsed_seconds < _MIN_AGE_SECONDS:
         return 1
-    return int(min(5, 1 + elapsed_seconds // 15))
+    wait = min(max(round(_POLL_SHARE_OF_AGE * elapsed_seconds), 1), _MAX_POLL_SECONDS)
+    if eta_seconds is not None:
+        wait = min(wait, math.floor(max(eta_seconds, 0.0)) + 1)
+    return wait

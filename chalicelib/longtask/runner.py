@@ -15,7 +15,7 @@ from .attempt import Attempt
 from .backends import Conflict, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
 from .context import HandOff, LostClaim, OutOfTime, RunContext
 from .fanout import Fanout, WaitForParts, part_id
-from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord
+from .model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
 from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
 
@@ -81,6 +81,9 @@ class Runner:
             if task is Outcome.RETRY:
                 self._come_back(task_id, receipt_handle, now)
             return task
+        if task.checkpoint is APART:
+            # Only the worker that resumes a task reads a large checkpoint.
+            task = task.evolve(checkpoint=self.store.checkpoint(task.id))
         attempt = Attempt(
             task, self.store, self.queue, receipt_handle, lease, self.clock, visible_at=now + lease
         )
@@ -244,8 +247,8 @@ class Runner:
 
     def _hand_off(self, attempt: Attempt, ctx: RunContext) -> Outcome:
         handed_over = {
+            **ctx.unwritten_checkpoint(),
             "progress": ctx.progress,
-            "checkpoint": ctx.saved_state,
             "resume": True,
             "lease_until": None,
             "updated_at": self.clock(),
@@ -351,7 +354,7 @@ class Runner:
                 now,
                 ctx.progress.rate if ctx.progress.total_steps == waiting.total else None,
             ),
-            "checkpoint": ctx.saved_state,
+            **ctx.unwritten_checkpoint(),
             "resume": True,
             "lease_until": None,
             "updated_at": now,

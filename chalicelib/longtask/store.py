@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,9 @@ from .backends import (
     Page,
     decode_cursor,
     encode_cursor,
+    kept_apart,
 )
-from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord, iso, parse_iso
+from .model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord, iso, parse_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -29,6 +31,18 @@ _CURSOR_FIELDS = frozenset({"owner", "created_at", "id"})
 # Each record field as DynamoDB attributes: name, type, and how to turn the
 # field into attribute values and back.
 _TIME_FIELDS = ("created_at", "updated_at", "started_at", "finished_at")
+_DEFAULT_RETENTION_SECONDS = 7 * 86400
+
+
+def checkpoint_item_id(task_id: str) -> str:
+    """The key of the item that holds a task's large checkpoint. "#" is not in a task
+    id's alphabet, so no task ever has this key, and the item has no owner, so it is
+    never in the owner index."""
+    return f"{task_id}#checkpoint"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _encode(value: Any) -> dict[str, Any]:
@@ -56,8 +70,13 @@ def field_attributes(name: str, value: Any) -> dict[str, Any]:
         return {name: iso(value)}
     if name == "status":
         return {"status": Status(value).value}
-    if name in ("params", "checkpoint"):
-        return {name: None if value is None else json.dumps(value, separators=(",", ":"))}
+    if name == "params":
+        return {name: None if value is None else _json(value)}
+    if name == "checkpoint":
+        # The record holds a small checkpoint itself, or says that it is kept apart.
+        if value is APART:
+            return {"checkpoint": None, "checkpoint_apart": True}
+        return {"checkpoint": None if value is None else _json(value), "checkpoint_apart": None}
     if name == "progress":
         p: Progress = value
         return {
@@ -118,7 +137,13 @@ def item_to_record(item: Mapping[str, Any]) -> TaskRecord:
             else None
         ),
         lease_until=a.get("lease_until"),
-        checkpoint=json.loads(a["checkpoint"]) if "checkpoint" in a else None,
+        checkpoint=(
+            APART
+            if a.get("checkpoint_apart")
+            else json.loads(a["checkpoint"])
+            if "checkpoint" in a
+            else None
+        ),
         resume=bool(a.get("resume", False)),
         requeues=int(a.get("requeues", 0)),
         expires_at=a.get("expires_at"),
@@ -188,9 +213,15 @@ class _Expression:
 class DynamoTaskStore:
     """Task records in one DynamoDB table (partition key `id`)."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        retention_seconds: float = _DEFAULT_RETENTION_SECONDS,
+    ) -> None:
         self.client = client
         self.table = table
+        self.retention_seconds = retention_seconds
 
     def create(self, task: TaskRecord) -> None:
         try:
@@ -213,6 +244,10 @@ class DynamoTaskStore:
 
     def update(self, task_id: str, changes: Mapping[str, Any], *expect: Expect) -> TaskRecord:
         """Applies `changes` if the record matches one of `expect`, else raises Conflict."""
+        checkpoint = changes.get("checkpoint")
+        if kept_apart(checkpoint):
+            self._save_checkpoint(task_id, checkpoint, expect)
+            changes = {**changes, "checkpoint": APART}
         expr = _Expression()
         sets: list[str] = []
         removes: list[str] = []
@@ -245,8 +280,8 @@ class DynamoTaskStore:
             if part
         )
         condition = expr.condition(expect)
-        # DynamoDB refuses an empty map of values (a write that only removes fields).
-        values: dict[str, Any] = {"ExpressionAttributeValues": expr.values} if expr.values else {}
+        # DynamoDB refuses an empty map of values (a change that only removes attributes).
+        values: Any = {"ExpressionAttributeValues": expr.values} if expr.values else {}
         try:
             response = self.client.update_item(
                 TableName=self.table,
@@ -262,6 +297,63 @@ class DynamoTaskStore:
             item = getattr(exc, "response", {}).get("Item")
             raise Conflict(item_to_record(item) if item else None) from None
         return item_to_record(response["Attributes"])
+
+    def _save_checkpoint(self, task_id: str, checkpoint: Any, expect: tuple[Expect, ...]) -> None:
+        """Writes a large checkpoint to its own item if the record matches one of `expect`.
+
+        One transaction, so that a worker that lost the task can never overwrite the
+        state its successor resumes from. It goes before the record's own update, which
+        then points to it: if that update never happens, the record still names the
+        checkpoint it had (inline or the previous one apart), which the task also made.
+        A finished task's checkpoint item is not deleted (that would cost as much as
+        writing it); it expires after the retention, as the record does.
+        """
+        check = _Expression()
+        condition: Any = {
+            "TableName": self.table,
+            "Key": {"id": {"S": task_id}},
+            "ConditionExpression": check.condition(expect),
+            "ExpressionAttributeNames": check.names,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if check.values:
+            condition["ExpressionAttributeValues"] = check.values
+        state = _Expression()
+        expires_at = int(time.time() + self.retention_seconds)
+        update = (
+            f"SET {state.name('checkpoint')} = {state.value(_json(checkpoint))}, "
+            f"{state.name('expires_at')} = {state.value(expires_at)}"
+        )
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {"ConditionCheck": condition},
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"id": {"S": checkpoint_item_id(task_id)}},
+                            "UpdateExpression": update,
+                            "ExpressionAttributeNames": state.names,
+                            "ExpressionAttributeValues": state.values,
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or [{}]
+            if reasons[0].get("Code") != "ConditionalCheckFailed":
+                raise
+            item = reasons[0].get("Item")
+            raise Conflict(item_to_record(item) if item else self.get(task_id)) from None
+
+    def checkpoint(self, task_id: str) -> Any:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key={"id": {"S": checkpoint_item_id(task_id)}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return json.loads(item["checkpoint"]["S"]) if item else None
 
     def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
         """The owner's tasks, newest first, from the keys-only owner index."""

@@ -87,14 +87,17 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
     # Claim, progress, finish (UpdateItem), look at a task it cannot claim or that may be
     # cancelled (GetItem), hide its message for a lease or a backoff
     # (ChangeMessageVisibility), queue a checkpointed continuation (SendMessage), write
-    # the result. A task that fans out makes its parts (PutItem), queues them (SendMessage
-    # in batches), and reads them and their results back (BatchGetItem; GetObject for a
-    # large item or result, which travels through the bucket).
+    # the result. A large checkpoint is written to its own item in a transaction that
+    # checks the record is still the attempt's (ConditionCheckItem + UpdateItem). A task
+    # that fans out makes its parts (PutItem), queues them (SendMessage in batches), and
+    # reads them and their results back (BatchGetItem; GetObject for a large item or
+    # result, which travels through the bucket).
     "worker": (
         Grant(
             "TaskRecords",
             (
                 "dynamodb:BatchGetItem",
+                "dynamodb:ConditionCheckItem",
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",

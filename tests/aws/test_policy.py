@@ -65,6 +65,14 @@ def resource_arn(service: str, operation: str, params: dict[str, Any]) -> str:
     return f"<the resource of {service}:{operation}: teach resource_arn() which one IAM checks>"
 
 
+TRANSACTION_ACTIONS = {
+    "ConditionCheck": "ConditionCheckItem",
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+}
+
+
 class Recorder:
     """A botocore `before-parameter-build` hook that notes who called what."""
 
@@ -84,6 +92,21 @@ class Recorder:
 
     def __call__(self, model: Any, params: dict[str, Any], context: Any = None, **_: Any) -> None:
         service = model.service_model.signing_name
+        if service == "dynamodb" and model.name == "TransactWriteItems":
+            # IAM authorizes a transaction item by item, each as its own action.
+            for item in params["TransactItems"]:
+                ((kind, request),) = item.items()
+                action = TRANSACTION_ACTIONS[kind]
+                with self._lock:
+                    self.calls.append(
+                        Call(
+                            function=getattr(self._local, "function", None) or "<no function>",
+                            action=f"dynamodb:{action}",
+                            resource=resource_arn(service, action, request),
+                            how="in a transaction",
+                        )
+                    )
+            return
         call = Call(
             function=getattr(self._local, "function", None) or "<no function>",
             action=f"{service}:{model.name}",
@@ -199,6 +222,14 @@ def run_lifecycle(aws: Aws, client: Any, recorder: Recorder) -> None:
     with recorder.acting_as("worker"):
         assert deliver(aws) == ["deleted"] * 4
     assert _record(aws, fanned["id"])["status"] == {"S": "done"}
+
+    # A task whose checkpoint outgrows the record: written to its own item, in a
+    # transaction that checks the attempt still holds the task.
+    with recorder.acting_as("api_handler"):
+        report = start(client, "report", {"month": "2024-02"})
+    with recorder.acting_as("worker"):
+        assert deliver(aws, max_messages=1) == ["deleted"]
+    assert _record(aws, report["id"])["status"] == {"S": "done"}
 
     # A task that fails every attempt: retried, then failed.
     with recorder.acting_as("api_handler"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_quick_bench_prints_and_writes_every_table(tmp_path: Path) -> None:
     assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     written = output.read_text()
     for text in (done.stdout, written):
-        assert "## Targets of issue 7" in text
+        assert "## Targets" in text
         for title in TITLES.values():
             assert f"## {title}" in text
         assert "**failed**" not in text and "| failed" not in text
@@ -38,7 +39,9 @@ def test_quick_bench_prints_and_writes_every_table(tmp_path: Path) -> None:
         assert "| start | 1 PutItem + 1 SendMessage |" in text
         assert "| status poll (JSON, not done) | 1 GetItem |" in text
         assert "deployment.zip |" in text and "not built" not in text
-        assert "| steady: 100 steps of 1 s | 75 s for 75 s" in text
+        # A steady task's estimate is exact wherever the stored progress first passes 25 %.
+        assert re.search(r"\| steady: 100 steps of 1 s \| (\d+) s for \1 s: \+0 s", text)
+        assert "| cost per million 60 s tasks watched in a browser |" in text
     # The file has the method too; what is printed is the tables.
     assert "Every AWS operation is counted" in written
     assert "Every AWS operation is counted" not in done.stdout

@@ -450,3 +450,12 @@ def test_valid_parameters_come_back_parsed_and_only_declared_ones() -> None:
         "label": "a b",
         "fast": True,
     }
+
+
+def test_parameters_larger_than_a_kilobyte_in_all_are_refused_at_the_largest_field() -> None:
+    declared = {"title": Text(max_length=2000), "note": Text(max_length=2000)}
+    assert validate(declared, {"title": ["t" * 900], "note": ["n" * 50]})
+    with pytest.raises(InvalidParams) as caught:
+        validate(declared, {"title": ["t" * 1000], "note": ["n" * 50]})
+    assert list(caught.value.fields) == ["title"]
+    assert "1024 bytes" in caught.value.fields["title"]

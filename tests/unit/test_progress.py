@@ -13,6 +13,7 @@ from chalicelib.longtask.progress import (
     estimate_eta,
     poll_interval,
     update_rate,
+    write_interval,
 )
 
 START = 1_800_000_000.0  # a fake clock's epoch seconds when the task started running
@@ -47,6 +48,63 @@ def test_throttle_with_zero_interval_writes_every_time() -> None:
     for i in range(5):
         assert throttle.due(START + i * 0.001)
         throttle.wrote(START + i * 0.001)
+
+
+# -- the write schedule ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "seconds"),
+    [(0, 1.0), (3, 1.0), (5, 1.0), (7.5, 1.5), (10, 2.0), (20, 4.0), (25, 5.0), (3600, 5.0)],
+)
+def test_writes_slow_down_with_age_to_one_every_five_seconds(age: float, seconds: float) -> None:
+    assert write_interval(age, least=1.0) == pytest.approx(seconds)
+
+
+def test_the_configured_interval_stays_the_least_wait() -> None:
+    assert write_interval(0, least=2.5) == 2.5
+    assert write_interval(20, least=2.5) == 4.0
+    assert write_interval(3600, least=8.0) == 8.0
+    assert write_interval(0, least=0.0) == 0.0
+
+
+def progress_writes(seconds: float, calls_per_second: float, least: float = 1.0) -> list[float]:
+    """When a task that logs progress evenly writes it, on the schedule by its age."""
+    throttle = ProgressThrottle(least)
+    throttle.wrote(0.0)  # the claim
+    writes = []
+    calls = round(seconds * calls_per_second)
+    for i in range(1, calls + 1):
+        now = i / calls_per_second
+        if throttle.due(now, age=now):
+            throttle.wrote(now)
+            writes.append(now)
+    return writes
+
+
+@pytest.mark.parametrize("calls_per_second", [1, 10, 1000])
+def test_a_minute_long_task_writes_its_progress_at_most_twenty_times(
+    calls_per_second: float,
+) -> None:
+    writes = progress_writes(60, calls_per_second)
+    assert len(writes) <= 20
+    assert writes[:5] == [1.0, 2.0, 3.0, 4.0, 5.0]  # every second while the task is young
+    gaps = [b - a for a, b in itertools.pairwise([0.0, *writes])]
+    assert max(gaps) <= 5.0 + 1 / calls_per_second  # never staler than 5 s (and a call)
+
+
+def test_an_hour_long_task_writes_about_every_five_seconds() -> None:
+    writes = progress_writes(3600, 1)
+    assert 700 <= len(writes) <= 730
+
+
+def test_throttle_without_an_age_keeps_the_plain_interval() -> None:
+    throttle = ProgressThrottle(interval=1.0)
+    throttle.wrote(START)
+    assert throttle.due(START + 1.0)
+    assert not throttle.due(START + 1.0, age=20.0)  # 4 s at that age
+    assert throttle.due(START + 4.0, age=20.0)
+    assert throttle.allowed(START + 1.0) and not throttle.allowed(START + 0.5)
 
 
 # -- the ETA on synthetic timelines -----------------------------------------------------
@@ -226,18 +284,17 @@ def test_one_slow_step_does_not_throw_a_long_task_off() -> None:
     [
         (None, 1),
         (0, 1),
-        (5, 1),
-        (9.9, 1),
-        (10, 1),
-        (15, 2),
-        (30, 3),
-        (45, 4),
-        (60, 5),
-        (3600, 5),
-        (10**6, 5),
+        (1.9, 1),
+        (2, 1),
+        (5, 3),
+        (10, 6),
+        (30, 18),
+        (50, 30),
+        (3600, 30),
+        (10**6, 30),
     ],
 )
-def test_poll_interval_starts_fast_and_backs_off_to_five_seconds(
+def test_poll_interval_starts_fast_and_backs_off_with_the_tasks_age(
     elapsed: float | None, seconds: int
 ) -> None:
     assert poll_interval(elapsed) == seconds
@@ -246,4 +303,28 @@ def test_poll_interval_starts_fast_and_backs_off_to_five_seconds(
 def test_poll_interval_never_decreases_as_a_task_ages() -> None:
     intervals = [poll_interval(t / 10) for t in range(0, 2000)]
     assert intervals == sorted(intervals)
-    assert set(intervals) == {1, 2, 3, 4, 5}
+    assert min(intervals) == 1 and max(intervals) == 30
+
+
+@pytest.mark.parametrize(("eta", "seconds"), [(0.0, 1), (0.4, 1), (1.0, 2), (3.7, 4), (100, 24)])
+def test_the_next_poll_lands_just_after_the_estimated_end(eta: float, seconds: int) -> None:
+    assert poll_interval(40, eta) == seconds
+
+
+def page_polls(task_seconds: float) -> list[float]:
+    """When a page loaded as the task starts polls a steady task (its ETA exact)."""
+    t, polls = 1.0, []
+    while True:
+        polls.append(t)
+        if t >= task_seconds:
+            return polls
+        t += poll_interval(t, task_seconds - t if t >= 2 else None)
+
+
+@pytest.mark.parametrize(("task_seconds", "most"), [(5, 5), (10, 6), (60, 10), (3600, 130)])
+def test_a_page_polls_a_steady_task_rarely_and_sees_it_end_within_a_second(
+    task_seconds: float, most: int
+) -> None:
+    polls = page_polls(task_seconds)
+    assert len(polls) <= most
+    assert polls[-1] - task_seconds <= 1.0

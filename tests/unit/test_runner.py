@@ -90,6 +90,51 @@ def test_the_claim_hides_the_message_for_one_lease_and_progress_keeps_it_hidden(
     assert all(seconds == 30 for _, seconds in hides)
 
 
+def test_a_slow_write_schedule_still_renews_a_short_lease_in_time(clock: Clock) -> None:
+    leases: list[tuple[float, float]] = []  # (now, lease_until) as another worker would see it
+
+    def job(params: dict[str, Any], ctx: TaskContext) -> str:
+        for step in range(1, 61):
+            clock.advance(1)
+            ctx.log_progress("working", step=step, total_steps=60)
+            task = runner.store.get(TASK_ID)
+            assert task is not None and task.lease_until is not None
+            leases.append((clock.now, task.lease_until))
+        return "done"
+
+    # A 4 s lease runs out sooner than the 5 s that the schedule waits between writes
+    # once the task is 25 s old: it is renewed when less than a third is left.
+    runner = make_runner(clock, job)
+    runner.settings = Settings(
+        table="t", queue="q", dead_letter_queue="d", bucket="b", lease_seconds=4
+    )
+    assert runner.run(TASK_ID, "r1") is Outcome.DONE
+    assert all(lease_until > now for now, lease_until in leases)
+    assert isinstance(runner.queue, MemoryQueue)
+    assert len(runner.queue.visibility) >= 60 // 4
+
+
+def test_a_new_scale_of_the_bar_is_written_at_once(clock: Clock) -> None:
+    shown: list[tuple[int | None, int | None]] = []
+
+    def job(params: dict[str, Any], ctx: TaskContext) -> str:
+        clock.advance(30)  # old enough that the schedule waits 5 s between writes
+        ctx.log_progress("counting files")
+        clock.advance(1)
+        ctx.log_progress("copying", step=1, total_steps=10)
+        progress = record(runner).progress
+        shown.append((progress.step, progress.total_steps))
+        clock.advance(1)
+        ctx.log_progress("copying", step=2, total_steps=10)  # same scale: on schedule
+        progress = record(runner).progress
+        shown.append((progress.step, progress.total_steps))
+        return "done"
+
+    runner = make_runner(clock, job)
+    assert runner.run(TASK_ID, "r1") is Outcome.DONE
+    assert shown == [(1, 10), (1, 10)]
+
+
 def test_a_late_worker_cannot_overwrite_the_task_its_successor_finished(clock: Clock) -> None:
     steps: list[str] = []
 

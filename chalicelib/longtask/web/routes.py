@@ -231,7 +231,8 @@ class Routes:
         if wants_json(self.request):
             headers = dict(NO_STORE)
             if not task.is_terminal:
-                headers["Retry-After"] = str(poll_interval(document["elapsed_seconds"]))
+                wait = poll_interval(document["elapsed_seconds"], document["eta_seconds"])
+                headers["Retry-After"] = str(wait)
             return json_response(200, document, headers)
         # A bookmarked status URL leads to the result; the page's own refresh asks
         # with ?wait=1 and gets a "Done" page that starts the download instead.
@@ -251,7 +252,9 @@ class Routes:
             parameters=parameters,
             base=mount.base,
             home=mount.home,
-            refresh=None if task.is_terminal else poll_interval(document["elapsed_seconds"]),
+            refresh=None
+            if task.is_terminal
+            else poll_interval(document["elapsed_seconds"], document["eta_seconds"]),
             download=waited and task.status is Status.DONE,
         )
         return html_response(200, page, NO_STORE)
