@@ -25,6 +25,10 @@ class HandOff(BaseException):
     """The invocation is nearly over: continue from the checkpoint in the next one."""
 
 
+class OverTimeLimit(BaseException):
+    """The task has run longer than its kind's max_seconds."""
+
+
 class LostClaim(BaseException):
     """Another worker took the task over (this one was silent past its lease)."""
 
@@ -32,8 +36,15 @@ class LostClaim(BaseException):
 class RunContext:
     """The `ctx` a task function gets: progress, checkpoints, cancellation."""
 
-    def __init__(self, attempt: Attempt, progress_interval: float, deadline: float | None) -> None:
+    def __init__(
+        self,
+        attempt: Attempt,
+        progress_interval: float,
+        deadline: float | None,
+        time_limit_at: float | None = None,
+    ) -> None:
         self._attempt = attempt
+        self._time_limit_at = time_limit_at
         self._clock = attempt.clock
         self._task = attempt.task
         self._interval = progress_interval
@@ -105,5 +116,7 @@ class RunContext:
         self._throttle.wrote(now)
 
     def _check_time(self, now: float) -> None:
+        if self._time_limit_at is not None and now >= self._time_limit_at:
+            raise OverTimeLimit()
         if self._deadline is not None and now >= self._deadline:
             raise HandOff() if self._checkpoint is not None else OutOfTime()

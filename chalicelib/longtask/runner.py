@@ -12,7 +12,7 @@ from typing import Any
 
 from .attempt import Attempt
 from .backends import Conflict, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
-from .context import HandOff, LostClaim, OutOfTime, RunContext
+from .context import HandOff, LostClaim, OutOfTime, OverTimeLimit, RunContext
 from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
 from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
@@ -86,7 +86,10 @@ class Runner:
             # Keep enough of the invocation to save a checkpoint and hand over.
             margin = min(max(2.0, 0.1 * invocation), 60.0)
             deadline = now + invocation - margin
-        ctx = RunContext(attempt, self.settings.progress_interval, deadline)
+        time_limit_at = None
+        if definition.max_seconds is not None:
+            time_limit_at = (task.started_at or now) + definition.max_seconds
+        ctx = RunContext(attempt, self.settings.progress_interval, deadline, time_limit_at)
         try:
             value = definition.function(dict(task.params), ctx)
             encoded = encode_result(value)
@@ -98,6 +101,11 @@ class Runner:
             return Outcome.DROPPED
         except HandOff:
             return self._hand_off(attempt, ctx)
+        except OverTimeLimit:
+            # Final: the limit counts from the first start, so another attempt could
+            # only fail the same way.
+            limit = ErrorInfo("TimeLimit", f"ran longer than {definition.max_seconds:g} s")
+            return self._fail(attempt, limit)
         except OutOfTime:
             error = ErrorInfo(
                 "TimeoutError",
