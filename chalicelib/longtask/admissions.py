@@ -59,45 +59,15 @@ def admit(
                 }
             }
         )
+    # An owner who stops coming leaves no count behind: it expires a day after the
+    # last of their tasks does (a release that finds it gone changes nothing).
     writes.append(
-        {
-            "Update": {
-                "TableName": table,
-                "Key": {"id": {"S": owner_item_id(a.owner)}},
-                "UpdateExpression": (
-                    "SET active = if_not_exists(active, :zero) + :one, expires_at = :until"
-                ),
-                "ConditionExpression": "attribute_not_exists(active) OR active < :most",
-                "ExpressionAttributeValues": {
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                    ":most": {"N": str(a.max_active)},
-                    # An owner who stops coming leaves no item behind: a day after the
-                    # last of their tasks expires, so does the count (a release that
-                    # finds it gone changes nothing).
-                    ":until": {"N": str(a.remember_until + 86400)},
-                },
-            }
-        }
+        _count(table, owner_item_id(a.owner), "active", a.max_active, a.remember_until + 86400)
     )
+    # A minute's count is kept an hour past its minute, then DynamoDB's TTL removes it.
+    minute_ends = (a.minute + 61) * 60
     writes.append(
-        {
-            "Update": {
-                "TableName": table,
-                "Key": {"id": {"S": starts_item_id(a.owner, a.minute)}},
-                "UpdateExpression": (
-                    "SET starts = if_not_exists(starts, :zero) + :one, expires_at = :until"
-                ),
-                "ConditionExpression": "attribute_not_exists(starts) OR starts < :most",
-                "ExpressionAttributeValues": {
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                    ":most": {"N": str(a.starts_per_minute)},
-                    # Kept an hour past its minute, then DynamoDB's TTL removes it.
-                    ":until": {"N": str((a.minute + 61) * 60)},
-                },
-            }
-        }
+        _count(table, starts_item_id(a.owner, a.minute), "starts", a.starts_per_minute, minute_ends)
     )
     writes.append(
         {
@@ -125,6 +95,25 @@ def admit(
         if failed[2]:
             raise Conflict(None) from None  # an id drawn twice: 128 random bits say never
         raise
+
+
+def _count(table: str, item_id: str, counter: str, most: int, until: int) -> dict[str, Any]:
+    """The transaction write that adds one to `counter` of an item while it is below `most`."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"id": {"S": item_id}},
+            "UpdateExpression": f"SET {counter} = if_not_exists({counter}, :zero) + :one, "
+            "expires_at = :until",
+            "ConditionExpression": f"attribute_not_exists({counter}) OR {counter} < :most",
+            "ExpressionAttributeValues": {
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":most": {"N": str(most)},
+                ":until": {"N": str(until)},
+            },
+        }
+    }
 
 
 def _repeated(
