@@ -161,7 +161,7 @@ class TaskService:
         definition = self.definition(kind)
         params = validate(definition.params, given)
         if owner is None:
-            return Start(self._start(definition, params, None, None))
+            return Start(self._start(kind, params, None, None))
         settings = self.settings
         now = self.clock()
         admission = Admission(
@@ -174,7 +174,7 @@ class TaskService:
             remember_until=int(now + settings.retention_days * 86400),
         )
         try:
-            return Start(self._start(definition, params, owner, admission))
+            return Start(self._start(kind, params, owner, admission))
         except Repeated as repeat:
             first = self.backends.store.get(repeat.task_id)
             if first is None:
@@ -194,19 +194,19 @@ class TaskService:
     def retry(self, task_id: str) -> TaskRecord:
         """Starts a failed task again, as a new task of the same kind, parameters and
         owner (NotFailed for any other task). An operator's retry counts as one of the
-        owner's active tasks, so that its end gives the place back, but is never refused."""
+        owner's active tasks, so that its end gives the place back, but is never refused.
+        It needs no declaration of the kind here: the workers run it."""
         task = self.backends.store.get(task_id) if is_task_id(task_id) else None
         if task is None:
             raise TaskNotFound(task_id)
         if task.status is not Status.FAILED:
             raise NotFailed(task)
-        definition = self.definition(task.kind)
         admission = None
         if task.owner is not None:
             now = self.clock()
             until = int(now + self.settings.retention_days * 86400)
             admission = Admission(task.owner, sys.maxsize, sys.maxsize, now, remember_until=until)
-        return self._start(definition, dict(task.params), task.owner, admission)
+        return self._start(task.kind, dict(task.params), task.owner, admission)
 
     def settle(self, task_id: str) -> None:
         """Gives back the owner's active place of a task that has ended (once; a repeat
@@ -217,7 +217,7 @@ class TaskService:
 
     def _start(
         self,
-        definition: TaskDefinition,
+        kind: str,
         params: dict[str, Any],
         owner: str | None,
         admission: Admission | None,
@@ -225,7 +225,7 @@ class TaskService:
         now = self.clock()
         task = TaskRecord(
             id=new_task_id(),
-            kind=definition.kind,
+            kind=kind,
             params=params,
             status=Status.READY,
             created_at=now,
