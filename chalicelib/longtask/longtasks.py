@@ -45,6 +45,8 @@ class LongTasks:
 
     `url_prefix` mounts every route under a path of the host app ("/jobs"); longtask
     adds nothing outside it and leaves the host's own routes and answers alone.
+    `authorizer` (a Chalice authorizer: IAM, Cognito or the host's own) guards every
+    route; the principal it names is then the owner of the caller's tasks.
     `settings` and `backends` default to the environment and to DynamoDB, SQS and S3,
     both made on first use; `longtask.testing` passes in-memory backends instead.
     """
@@ -54,6 +56,7 @@ class LongTasks:
         app: Chalice,
         *,
         url_prefix: str = "",
+        authorizer: Any = None,
         settings: Settings | None = None,
         backends: Backends | None = None,
         clock: Clock = time.time,
@@ -74,7 +77,7 @@ class LongTasks:
         self.service = TaskService(
             self.registry, lambda: self.settings, lambda: self.backends, clock
         )
-        routes = Routes(self.service, url_prefix)
+        routes = Routes(self.service, url_prefix, authorizer)
         app.register_blueprint(routes.blueprint, url_prefix=url_prefix or None)
 
         def worker(event: SQSEvent) -> None:

@@ -76,7 +76,7 @@ class Mount:
 class Routes:
     """The views of one LongTasks, registered on a Blueprint that the host app mounts."""
 
-    def __init__(self, service: TaskService, url_prefix: str) -> None:
+    def __init__(self, service: TaskService, url_prefix: str, authorizer: Any = None) -> None:
         self.service = service
         self.url_prefix = url_prefix
         self.blueprint = Blueprint(__name__)
@@ -97,7 +97,10 @@ class Routes:
             for method in _METHODS:
                 view = views.get(method) or self._not_allowed(allowed)
                 # Every body type reaches the view, which answers 415 in our own format.
-                self.blueprint.route(path, methods=[method], content_types=["*/*"])(
+                # With an authorizer, API Gateway refuses a caller it does not accept
+                # before any view runs, and the principal it names is the owner.
+                extra = {"authorizer": authorizer} if authorizer is not None else {}
+                self.blueprint.route(path, methods=[method], content_types=["*/*"], **extra)(
                     self._guarded(view, path, method)
                 )
 
