@@ -114,10 +114,13 @@ def monthly_report(params: dict[str, Any], ctx: TaskContext) -> File:
 MONTH_PATTERN = r"(?!0000)\d{4}-(?:0[1-9]|1[0-2])"
 
 
+NOT_A_MONTH = "must be a month, YYYY-MM, e.g. 2024-02"
+
+
 def valid_month(text: str) -> None:
     year, number = (int(part) for part in text.split("-"))
     if not 1 <= number <= 12 or year < 1:
-        raise ValueError("must be a month, YYYY-MM, e.g. 2024-02")
+        raise ValueError(NOT_A_MONTH)
 
 
 # -- sleep: waits, one step per second; can fail on purpose
@@ -153,7 +156,11 @@ def declare(tasks: LongTasks) -> None:
         "report",
         title="Monthly report",
         description="Sums a month of synthetic invoices per day into a CSV file.",
-        params={"month": Text(pattern=MONTH_PATTERN, example="2024-02", check=valid_month)},
+        params={
+            "month": Text(
+                pattern=MONTH_PATTERN, example="2024-02", check=valid_month, mismatch=NOT_A_MONTH
+            )
+        },
     )(monthly_report)
     tasks.task(
         "sleep",

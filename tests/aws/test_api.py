@@ -95,7 +95,7 @@ def test_a_wrong_form_shows_the_error_beside_the_field_and_keeps_what_was_typed(
     assert response.status_code == 400
     page = response.body.decode()
     assert 'id="report-month-error"' in page
-    assert "must look like 2024-02" in page
+    assert "must be a month" in page
     assert 'value="2024-13"' in page
 
 
