@@ -130,10 +130,18 @@ def monthly_report(params: dict[str, Any], ctx: TaskContext) -> File:
     return File(out.getvalue(), content_type="text/csv", filename=f"report-{month}.csv")
 
 
+# Year 0001 to 9999, month 01 to 12: the pattern alone says what a month is, so the
+# OpenAPI description admits no value that the check would refuse.
+MONTH_PATTERN = r"(?!0000)\d{4}-(?:0[1-9]|1[0-2])"
+
+
+NOT_A_MONTH = "must be a month, YYYY-MM, e.g. 2024-02"
+
+
 def valid_month(text: str) -> None:
     year, number = (int(part) for part in text.split("-"))
     if not 1 <= number <= 12 or year < 1:
-        raise ValueError("must be a month, YYYY-MM, e.g. 2024-02")
+        raise ValueError(NOT_A_MONTH)
 
 
 # -- sleep: waits, one step per second; can fail on purpose
@@ -174,7 +182,11 @@ def declare(tasks: LongTasks) -> None:
         "report",
         title="Monthly report",
         description="Sums a month of synthetic invoices per day into a CSV file.",
-        params={"month": Text(pattern=r"\d{4}-\d{2}", example="2024-02", check=valid_month)},
+        params={
+            "month": Text(
+                pattern=MONTH_PATTERN, example="2024-02", check=valid_month, mismatch=NOT_A_MONTH
+            )
+        },
     )(monthly_report)
     tasks.task(
         "sleep",
@@ -184,4 +196,7 @@ def declare(tasks: LongTasks) -> None:
             "seconds": Number(min=0, max=3600, example="30"),
             "fail_times": Integer(min=0, max=100, default=0, label="Fail the first attempts"),
         },
+        # The longest sleep plus room for slow progress writes; the worker is never
+        # held past it, whatever the task does.
+        max_seconds=3600 + 60,
     )(sleep)

@@ -92,6 +92,49 @@ class IfMissing:
     value: Any
 
 
+class OverQuota(Exception):
+    """A start the owner's quota refuses; `limit` names the setting that was reached."""
+
+    ACTIVE = "max_active_per_owner"
+    STARTS = "starts_per_minute"
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(f"over the quota {limit}")
+        self.limit = limit
+
+
+class Repeated(Exception):
+    """The idempotency key of a start was used before: `task_id` is the task that start
+    made, `fingerprint` what it was started with."""
+
+    def __init__(self, task_id: str, fingerprint: str) -> None:
+        super().__init__(f"this key already started task {task_id}")
+        self.task_id = task_id
+        self.fingerprint = fingerprint
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What a start must get past, checked in the same atomic write that creates the task.
+
+    The owner may have fewer than `max_active` tasks counted as active and fewer than
+    `starts_per_minute` starts in `minute` (epoch minutes); `key` (a hash of owner and
+    Idempotency-Key) must not have started a task that is still remembered at `now`.
+    """
+
+    owner: str
+    max_active: int
+    starts_per_minute: int
+    now: float
+    key: str | None = None
+    fingerprint: str = ""  # what the start asked for: kind and parameters, hashed
+    remember_until: int = 0  # epoch seconds: how long the key is kept
+
+    @property
+    def minute(self) -> int:
+        return int(self.now // 60)
+
+
 class InvalidCursor(ValueError):
     """A `next` cursor that this store did not give out (or not to this owner)."""
 
@@ -149,6 +192,19 @@ class TaskStore(Protocol):
     def memo_add(self, key: str, member: int) -> tuple[int, Any]:
         """Adds `member` to the set kept beside the memo of `key` (adding twice is
         harmless) and returns the set's size and the memo's value, atomically."""
+
+    def admit(self, task: TaskRecord, admission: Admission) -> None:
+        """Creates `task` counted as one of its owner's active tasks and starts, and
+        remembers the admission's key, all or nothing. Repeated if the key started a
+        task before (checked first), else OverQuota naming the limit reached."""
+
+    def release(self, task_id: str) -> bool:
+        """Gives back the active place of a task that has ended. Only the first call
+        for a task does (True); later ones, and calls for a task that has not ended or
+        was never counted, change nothing (False)."""
+
+    def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
+        """Tasks that failed in [since, until), newest first, at most `limit`."""
 
 
 class TaskQueue(Protocol):
@@ -221,6 +277,10 @@ class MemoryTaskStore:
         self.checkpoints: dict[str, Any] = {}  # the ones kept apart, by task id
         self.writes = 0
         self._lock = threading.Lock()
+        self.active: dict[str, int] = {}  # owner -> tasks counted as active
+        self.starts: dict[tuple[str, int], int] = {}  # (owner, minute) -> starts
+        self.keys: dict[str, tuple[str, str, int]] = {}  # key -> (task id, fingerprint, until)
+        self.counted: dict[str, str] = {}  # task id -> owner whose active count holds it
 
     def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
         return [self.tasks[i] for i in task_ids if i in self.tasks]
@@ -280,6 +340,46 @@ class MemoryTaskStore:
 
     def checkpoint(self, task_id: str) -> Any:
         return self.checkpoints.get(task_id)
+
+    def admit(self, task: TaskRecord, admission: Admission) -> None:
+        a = admission
+        with self._lock:
+            if a.key is not None:
+                known = self.keys.get(a.key)
+                if known is not None and known[2] >= a.now:
+                    raise Repeated(known[0], known[1])
+            if self.active.get(a.owner, 0) >= a.max_active:
+                raise OverQuota(OverQuota.ACTIVE)
+            if self.starts.get((a.owner, a.minute), 0) >= a.starts_per_minute:
+                raise OverQuota(OverQuota.STARTS)
+            if task.id in self.tasks:
+                raise Conflict(self.tasks[task.id])
+            if a.key is not None:
+                self.keys[a.key] = (task.id, a.fingerprint, a.remember_until)
+            self.active[a.owner] = self.active.get(a.owner, 0) + 1
+            self.starts[(a.owner, a.minute)] = self.starts.get((a.owner, a.minute), 0) + 1
+            self.counted[task.id] = a.owner
+            self.tasks[task.id] = task
+            self.writes += 1
+
+    def release(self, task_id: str) -> bool:
+        with self._lock:
+            task = self.tasks.get(task_id)
+            if task is None or not task.is_terminal or task_id not in self.counted:
+                return False
+            owner = self.counted.pop(task_id)
+            self.active[owner] -= 1
+            self.writes += 1
+            return True
+
+    def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
+        failed = [
+            t
+            for t in self.tasks.values()
+            if t.status is Status.FAILED and since <= (t.finished_at or 0.0) < until
+        ]
+        failed.sort(key=lambda t: (t.finished_at or 0.0, t.id), reverse=True)
+        return failed[:limit]
 
     def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
         # The same order as the DynamoDB index: created_at, then id, newest first.

@@ -27,6 +27,10 @@ class HandOff(BaseException):
     """The invocation is nearly over: continue from the checkpoint in the next one."""
 
 
+class OverTimeLimit(BaseException):
+    """The task has run longer than its kind's max_seconds."""
+
+
 class LostClaim(BaseException):
     """Another worker took the task over (this one was silent past its lease)."""
 
@@ -41,11 +45,13 @@ class RunContext:
         deadline: float | None,
         fanout: Fanout | None = None,
         parent_ended: Callable[[], bool] | None = None,
+        time_limit_at: float | None = None,
     ) -> None:
         self._attempt = attempt
         self._fanout = fanout
         self._parent_ended = parent_ended  # for a part of a map: has its task ended?
         self.parent_was_cancelled = False
+        self._time_limit_at = time_limit_at
         self._clock = attempt.clock
         self._task = attempt.task
         self._interval = progress_interval
@@ -170,5 +176,7 @@ class RunContext:
         self._written_total = self.progress.total_steps
 
     def _check_time(self, now: float) -> None:
+        if self._time_limit_at is not None and now >= self._time_limit_at:
+            raise OverTimeLimit()
         if self._deadline is not None and now >= self._deadline:
             raise HandOff() if self._checkpoint is not None else OutOfTime()

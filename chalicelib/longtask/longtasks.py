@@ -24,6 +24,11 @@ from .web.routes import Routes
 log = logging.getLogger(__name__)
 
 
+# After these the task may have ended (DROPPED: a delivery that found it ended, or that
+# failed it for good): its owner's active place is given back, at most once.
+_MAY_HAVE_ENDED = frozenset({Outcome.DONE, Outcome.FAILED, Outcome.CANCELLED, Outcome.DROPPED})
+
+
 class RetryLater(Exception):
     """Leaves the SQS message on the queue: it comes back after the visibility we set.
 
@@ -40,6 +45,8 @@ class LongTasks:
 
     `url_prefix` mounts every route under a path of the host app ("/jobs"); longtask
     adds nothing outside it and leaves the host's own routes and answers alone.
+    `authorizer` (a Chalice authorizer: IAM, Cognito or the host's own) guards every
+    route; the principal it names is then the owner of the caller's tasks.
     `settings` and `backends` default to the environment and to DynamoDB, SQS and S3,
     both made on first use; `longtask.testing` passes in-memory backends instead.
     """
@@ -49,6 +56,7 @@ class LongTasks:
         app: Chalice,
         *,
         url_prefix: str = "",
+        authorizer: Any = None,
         settings: Settings | None = None,
         backends: Backends | None = None,
         clock: Clock = time.time,
@@ -69,7 +77,7 @@ class LongTasks:
         self.service = TaskService(
             self.registry, lambda: self.settings, lambda: self.backends, clock
         )
-        routes = Routes(self.service, url_prefix)
+        routes = Routes(self.service, url_prefix, authorizer)
         app.register_blueprint(routes.blueprint, url_prefix=url_prefix or None)
 
         def worker(event: SQSEvent) -> None:
@@ -106,11 +114,23 @@ class LongTasks:
         title: str | None = None,
         description: str | None = None,
         params: Mapping[str, Param | type] | None = None,
+        max_seconds: float | None = None,
     ) -> Callable[[TaskFunction], TaskFunction]:
-        """Declares a task kind: `@tasks.task("primes", params={"limit": Integer(min=2)})`."""
+        """Declares a task kind: `@tasks.task("primes", params={"limit": Integer(min=2)})`.
+
+        `max_seconds` caps its running time from its first start: past it, the task
+        fails at its next progress report instead of holding a worker.
+        """
 
         def register(function: TaskFunction) -> TaskFunction:
-            self.registry.add(kind, function, title=title, description=description, params=params)
+            self.registry.add(
+                kind,
+                function,
+                title=title,
+                description=description,
+                params=params,
+                max_seconds=max_seconds,
+            )
             return function
 
         return register
@@ -180,6 +200,8 @@ class LongTasks:
                 continue
             outcome = handle(task_id, record.receipt_handle, remaining)
             log.info("task %s: %s", task_id, outcome.value)
+            if outcome in _MAY_HAVE_ENDED:
+                self.service.settle(task_id)
             if outcome.keeps_message:
                 kept.append(task_id)
         if kept:

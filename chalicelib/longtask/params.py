@@ -172,6 +172,7 @@ class Text(Param):
     pattern: str | None = None
     max_length: int = 200
     check: Callable[[str], None] | None = field(default=None, compare=False)
+    mismatch: str | None = None  # what to say when the pattern does not match
 
     def parse(self, raw: Any) -> str:
         if not isinstance(raw, str):
@@ -185,7 +186,7 @@ class Text(Param):
             raise ValueError("must not contain control characters")
         # ASCII matching, as the browser's pattern attribute does: \d is 0-9 only.
         if self.pattern and not re.fullmatch(self.pattern, text, re.ASCII):
-            raise ValueError(f"must look like {self.example or self.pattern}")
+            raise ValueError(self.mismatch or f"must look like {self.example or self.pattern}")
         if self.check is not None:
             self.check(text)
         return text

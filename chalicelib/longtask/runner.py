@@ -13,7 +13,7 @@ from typing import Any
 
 from .attempt import Attempt
 from .backends import Conflict, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
-from .context import HandOff, LostClaim, OutOfTime, RunContext
+from .context import HandOff, LostClaim, OutOfTime, OverTimeLimit, RunContext
 from .fanout import Fanout, WaitForParts, part_id
 from .model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
@@ -113,7 +113,17 @@ class Runner:
 
             if parent_ended():
                 return self._cancel_part(attempt)
-        ctx = RunContext(attempt, self.settings.progress_interval, deadline, fanout, parent_ended)
+        time_limit_at = None
+        if definition.max_seconds is not None:
+            time_limit_at = (task.started_at or now) + definition.max_seconds
+        ctx = RunContext(
+            attempt,
+            self.settings.progress_interval,
+            deadline,
+            fanout,
+            parent_ended,
+            time_limit_at,
+        )
         try:
             if task.parent is None:
                 value = definition.function(dict(task.params), ctx)
@@ -134,6 +144,11 @@ class Runner:
             return self._hand_off(attempt, ctx)
         except WaitForParts as waiting:
             return self._wait_for_parts(attempt, ctx, waiting)
+        except OverTimeLimit:
+            # Final: the limit counts from the first start, so another attempt could
+            # only fail the same way.
+            limit = ErrorInfo("TimeLimit", f"ran longer than {definition.max_seconds:g} s")
+            return self._fail(attempt, limit)
         except OutOfTime:
             error = ErrorInfo(
                 "TimeoutError",

@@ -3,12 +3,26 @@ cancel, list, and link to a result. The web layer only parses, calls this and re
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .backends import Backends, Clock, Conflict, Expect, InvalidCursor, Page
+from .backends import (
+    Admission,
+    Backends,
+    Clock,
+    Conflict,
+    Expect,
+    InvalidCursor,
+    OverQuota,
+    Page,
+    Repeated,
+)
 from .model import ErrorInfo, Status, TaskRecord, is_task_id, new_task_id, sources_of
 from .params import validate
 from .settings import Settings
@@ -39,6 +53,59 @@ class AlreadyFinished(Exception):
     def __init__(self, task: TaskRecord) -> None:
         super().__init__(f"the task is already {task.status.value}")
         self.task = task
+
+
+class QuotaExceeded(Exception):
+    """A start over one of the owner's quotas: `limit` names the setting, `allowed` its
+    value, `retry_after` the seconds after which trying again may succeed."""
+
+    def __init__(self, limit: str, allowed: int, retry_after: int) -> None:
+        super().__init__(f"over the quota {limit} ({allowed})")
+        self.limit = limit
+        self.allowed = allowed
+        self.retry_after = retry_after
+
+
+class KeyReused(Exception):
+    """An idempotency key that started `task` with other parameters."""
+
+    def __init__(self, task: TaskRecord) -> None:
+        super().__init__("this key already started a task with other parameters")
+        self.task = task
+
+
+class NotFailed(Exception):
+    """Only a failed task can be retried; `task` is how it is now."""
+
+    def __init__(self, task: TaskRecord) -> None:
+        super().__init__(f"the task is {task.status.value}, not failed")
+        self.task = task
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a start request got: the task, and whether an earlier start with the same
+    idempotency key had made it already."""
+
+    task: TaskRecord
+    repeated: bool = False
+
+
+# Nobody knows when one of an owner's tasks will end; a short wait keeps a polite
+# client from hammering while a task of theirs may finish at any moment.
+ACTIVE_RETRY_SECONDS = 10
+
+
+def fingerprint(kind: str, params: Mapping[str, Any]) -> str:
+    """What a start asked for, as a short hash: equal for equal kind and parameters."""
+    text = json.dumps([kind, dict(params)], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def key_of(owner: str, idempotency_key: str) -> str:
+    """The stored form of an idempotency key: a hash, per owner, so that one owner's key
+    never finds another's task and the table never holds what a client sent."""
+    return hashlib.sha256(f"longtask-start:{owner}:{idempotency_key}".encode()).hexdigest()
 
 
 @dataclass
@@ -75,17 +142,90 @@ class TaskService:
     ) -> TaskRecord:
         """Validates the parameters (InvalidParams names each wrong field), records the
         task as ready and queues it."""
+        return self.start_request(kind, given, owner).task
+
+    def start_request(
+        self,
+        kind: str,
+        given: Mapping[str, list[Any]],
+        owner: str | None,
+        idempotency_key: str | None = None,
+    ) -> Start:
+        """A start as a client asks for it: validated (InvalidParams), within the owner's
+        quotas (QuotaExceeded), and at most once per idempotency key: a repeat with the
+        same parameters gets the first task back, with others KeyReused.
+
+        The key, the quotas and the new record are one atomic write, so concurrent
+        repeats make exactly one task and concurrent starts never pass a quota.
+        """
         definition = self.definition(kind)
         params = validate(definition.params, given)
-        return self._start(definition, params, owner)
+        if owner is None:
+            return Start(self._start(kind, params, None, None))
+        settings = self.settings
+        now = self.clock()
+        admission = Admission(
+            owner=owner,
+            max_active=settings.max_active_per_owner,
+            starts_per_minute=settings.starts_per_minute,
+            now=now,
+            key=key_of(owner, idempotency_key) if idempotency_key is not None else None,
+            fingerprint=fingerprint(kind, params),
+            remember_until=int(now + settings.retention_days * 86400),
+        )
+        try:
+            return Start(self._start(kind, params, owner, admission))
+        except Repeated as repeat:
+            first = self.backends.store.get(repeat.task_id)
+            if first is None:
+                # The first task is past its retention and gone: so is the promise.
+                raise TaskGone(repeat.task_id) from None
+            if repeat.fingerprint != admission.fingerprint:
+                raise KeyReused(first) from None
+            return Start(first, repeated=True)
+        except OverQuota as over:
+            if over.limit == OverQuota.STARTS:
+                allowed = settings.starts_per_minute
+                retry_after = max(1, math.ceil(60 - now % 60))
+            else:
+                allowed, retry_after = settings.max_active_per_owner, ACTIVE_RETRY_SECONDS
+            raise QuotaExceeded(over.limit, allowed, retry_after) from None
+
+    def retry(self, task_id: str) -> TaskRecord:
+        """Starts a failed task again, as a new task of the same kind, parameters and
+        owner (NotFailed for any other task). An operator's retry counts as one of the
+        owner's active tasks, so that its end gives the place back, but is never refused.
+        It needs no declaration of the kind here: the workers run it."""
+        task = self.backends.store.get(task_id) if is_task_id(task_id) else None
+        if task is None:
+            raise TaskNotFound(task_id)
+        if task.status is not Status.FAILED:
+            raise NotFailed(task)
+        admission = None
+        if task.owner is not None:
+            now = self.clock()
+            until = int(now + self.settings.retention_days * 86400)
+            admission = Admission(task.owner, sys.maxsize, sys.maxsize, now, remember_until=until)
+        return self._start(task.kind, dict(task.params), task.owner, admission)
+
+    def settle(self, task_id: str) -> None:
+        """Gives back the owner's active place of a task that has ended (once; a repeat
+        or a task still running changes nothing). Called after every write that may
+        have ended a task."""
+        if self.backends.store.release(task_id):
+            log.info("task %s: ended, its owner's place is free", task_id)
 
     def _start(
-        self, definition: TaskDefinition, params: dict[str, Any], owner: str | None
+        self,
+        kind: str,
+        params: dict[str, Any],
+        owner: str | None,
+        admission: Admission | None,
     ) -> TaskRecord:
         now = self.clock()
         task = TaskRecord(
             id=new_task_id(),
-            kind=definition.kind,
+            kind=kind,
             params=params,
             status=Status.READY,
             created_at=now,
@@ -94,7 +234,10 @@ class TaskService:
             expires_at=int(now + self.settings.retention_days * 86400),
         )
         backends = self.backends
-        backends.store.create(task)
+        if admission is None:
+            backends.store.create(task)
+        else:
+            backends.store.admit(task, admission)
         try:
             backends.queue.send(task.id)
         except Exception:
@@ -110,6 +253,7 @@ class TaskService:
                     ),
                 },
             )
+            self.settle(task.id)
             raise
         return task
 
@@ -154,10 +298,18 @@ class TaskService:
         task = self.find(kind, task_id, viewer, owner_only=True)
         now = self.clock()
         try:
-            return self.backends.store.update(
+            cancelled = self.backends.store.update(
                 task.id,
                 {"status": Status.CANCELLED, "finished_at": now, "updated_at": now},
                 Expect(statuses=sources_of(Status.CANCELLED)),
             )
         except Conflict as exc:
             raise AlreadyFinished(exc.current or task) from None
+        self.settle(task.id)
+        return cancelled
+
+    # -- operators
+
+    def failed_between(self, since: float, until: float, limit: int = 100) -> list[TaskRecord]:
+        """Tasks that failed in [since, until), newest first."""
+        return self.backends.store.failed_between(since, until, limit)

@@ -7,7 +7,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import admissions
 from .backends import (
+    Admission,
     Conflict,
     Expect,
     IfMissing,
@@ -24,6 +26,16 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 OWNER_INDEX = "by_owner"
+# Sparse: only failed records carry `failed_day` (YYYY-MM-DD of finished_at), so an
+# operator lists a day's failures with one query instead of scanning every task.
+FAILED_INDEX = "failed"
+FAILED_DAY = "failed_day"
+
+
+def day_of(ts: float) -> str:
+    return (iso(ts) or "")[:10]
+
+
 # A page of the owner index ends at a key of the table and the index: these three.
 _CURSOR_FIELDS = frozenset({"owner", "created_at", "id"})
 
@@ -271,6 +283,9 @@ class DynamoTaskStore:
                     removes.append(expr.name(attr))
                 else:
                     sets.append(f"{expr.name(attr)} = {expr.value(attr_value)}")
+        finished = changes.get("finished_at")
+        if changes.get("status") == Status.FAILED and isinstance(finished, int | float):
+            sets.append(f"{expr.name(FAILED_DAY)} = {expr.value(day_of(finished))}")
         update = " ".join(
             part
             for part in (
@@ -451,6 +466,39 @@ class DynamoTaskStore:
         )
         item = response["Attributes"]
         return len(item.get("members", {}).get("NS", [])), _memo_value(item)
+
+    # -- quotas and idempotency (the wire shapes are in admissions.py)
+
+    def admit(self, task: TaskRecord, admission: Admission) -> None:
+        admissions.admit(self.client, self.table, record_to_item(task), task.id, admission)
+
+    def release(self, task_id: str) -> bool:
+        return admissions.release(self.client, self.table, task_id)
+
+    # -- operators
+
+    def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
+        """From the sparse failed index: one query per day, newest day first."""
+        ids: list[str] = []
+        day = until
+        while len(ids) < limit and day_of(day) >= day_of(since):
+            response = self.client.query(
+                TableName=self.table,
+                IndexName=FAILED_INDEX,
+                KeyConditionExpression="#day = :day AND #finished BETWEEN :since AND :until",
+                ExpressionAttributeNames={"#day": FAILED_DAY, "#finished": "finished_at"},
+                ExpressionAttributeValues={
+                    ":day": {"S": day_of(day)},
+                    ":since": {"S": iso(since) or ""},
+                    ":until": {"S": iso(until) or ""},
+                },
+                ScanIndexForward=False,
+                Limit=limit - len(ids),
+            )
+            ids += [item["id"]["S"] for item in response.get("Items", [])]
+            day -= 86400
+        found = [t for t in self.get_many(ids) if t.finished_at is None or t.finished_at < until]
+        return found[:limit]
 
 
 def _memo_value(item: Mapping[str, Any] | None) -> Any:

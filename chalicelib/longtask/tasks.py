@@ -115,6 +115,7 @@ class TaskDefinition:
     title: str
     description: str
     params: dict[str, Param]
+    max_seconds: float | None = None  # the longest it may run, from its first start
 
 
 class TaskRegistry:
@@ -131,7 +132,10 @@ class TaskRegistry:
         title: str | None = None,
         description: str | None = None,
         params: Mapping[str, Param | type] | None = None,
+        max_seconds: float | None = None,
     ) -> TaskDefinition:
+        if max_seconds is not None and not max_seconds > 0:
+            raise ValueError(f"task kind {kind!r}: max_seconds must be more than 0")
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", kind):
             raise ValueError(f"task kind {kind!r}: use lower case letters, digits and -")
         if kind in self._tasks:
@@ -143,6 +147,7 @@ class TaskRegistry:
             title=title or kind.capitalize(),
             description=description if description is not None else doc,
             params=declare(params or {}),
+            max_seconds=max_seconds,
         )
         self._tasks[kind] = definition
         return definition

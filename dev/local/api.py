@@ -4,14 +4,92 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import signal
 import sys
 from types import FrameType
 
 from chalice import Chalice
-from chalice.local import create_local_server
+from chalice.config import Config
+from chalice.local import (
+    ChaliceRequestHandler,
+    CustomLocalChalice,
+    LocalChalice,
+    LocalDevServer,
+    LocalGatewayException,
+    RouteMatcher,
+    ThreadedHTTPServer,
+)
 
 from dev.stage import ROOT, chalice_config
+
+# Answers the standard library gives before the app sees a request, in the app's words.
+_OWN_ERRORS = {
+    404: ("not_found", "there is no such page"),
+    405: ("method_not_allowed", "this method is not allowed here"),
+    400: ("bad_request", "the request could not be read"),
+    414: ("too_large", "the request line is too long"),
+    431: ("too_large", "the request headers are too large"),
+}
+
+
+class _Server(ThreadedHTTPServer):
+    """Chalice's threaded server with room for a burst of connections.
+
+    socketserver listens with a backlog of 5: the sixth of fifty clicks arriving at
+    once is refused by the kernel before any thread could take it.
+    """
+
+    request_queue_size = 128
+
+
+class _Handler(ChaliceRequestHandler):
+    """Chalice's handler; what http.server answers by itself (an unknown method such as
+    FOO, a malformed request) comes in the app's JSON error format, not as its HTML."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        headers = {}
+        if code == 501:
+            # A method no route serves (TRACE, FOO): 405 with what the path does allow,
+            # as the app itself answers a PUT; 404 where no route matches at all.
+            allowed = self._allowed_methods()
+            code, message = (405, None) if allowed else (404, None)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        error_code, text = _OWN_ERRORS.get(code, ("bad_request", message or "bad request"))
+        body = json.dumps({"error": {"code": error_code, "message": text, "fields": {}}}).encode()
+        self.send_response(code, message)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _allowed_methods(self) -> list[str]:
+        """The methods the app serves at this path: the Allow header of its 405 to an
+        OPTIONS (none of longtask's routes serves OPTIONS); [] where no route matches."""
+        try:
+            RouteMatcher(list(self.local_gateway._app_object.routes)).match_route(self.path)
+            response = self.local_gateway.handle_request(
+                method="OPTIONS", path=self.path, headers={}, body=None
+            )
+        except (ValueError, LocalGatewayException):
+            return []
+        allow = str(response["headers"].get("Allow") or "GET, HEAD")
+        return [m.strip() for m in allow.split(",") if m.strip()]
+
+
+def local_server(app: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
+    """What chalice.local.create_local_server makes, with the handler and server above."""
+    # As create_local_server does: the app's request becomes thread-local, so that
+    # concurrent requests on the threaded server never see each other's.
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+    return LocalDevServer(app, config, host, port, handler_cls=_Handler, server_cls=_Server)
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -35,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(app, Chalice):
         raise SystemExit(f"app.app is a {type(app).__name__}, not a Chalice app")
     config = chalice_config("api_handler", args.stage)
-    server = create_local_server(app, config, args.host, args.port)
+    server = local_server(app, config, args.host, args.port)
     try:
         server.server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

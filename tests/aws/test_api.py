@@ -31,8 +31,11 @@ def test_start_records_the_task_queues_its_id_and_answers_202(aws: Aws, client: 
     assert document["status"] == "ready" and document["done"] is False
     assert document["parameters"] == {"limit": 1000, "parts": 1}  # with its default
     assert document["links"]["self"] == response.headers["Location"]
-    # The floor: one PutItem and one SendMessage (and the queue URL, looked up once).
-    assert aws.calls.counts == {"PutItem": 1, "SendMessage": 1, "GetQueueUrl": 1}
+    # The floor: one transaction (the record with the owner's quota counts) and one
+    # SendMessage (and the queue URL, looked up once per process: maybe by an earlier test).
+    counts = dict(aws.calls.counts)
+    assert counts.pop("GetQueueUrl", 0) <= 1
+    assert counts == {"TransactWriteItems": 1, "SendMessage": 1}
     messages = aws.sqs.receive_message(QueueUrl=aws.queue_url)["Messages"]
     assert json.loads(messages[0]["Body"]) == {"id": document["id"]}
 

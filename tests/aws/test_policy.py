@@ -114,6 +114,15 @@ class Recorder:
             how="presigned" if (context or {}).get("is_presign_request") else "call",
         )
         with self._lock:
+            if call.action == "dynamodb:TransactWriteItems":
+                # IAM has no action for a transaction: each of its writes is authorized
+                # as the single-item call it stands for (PutItem, UpdateItem, ...).
+                for item in params["TransactItems"]:
+                    ((kind, write),) = item.items()
+                    action = f"dynamodb:{kind}Item"  # PutItem, UpdateItem, ConditionCheckItem
+                    resource = resource_arn(service, kind, write)
+                    self.calls.append(dataclasses.replace(call, action=action, resource=resource))
+                return
             self.calls.append(call)
             # IAM authorizes a batch of messages as sqs:SendMessage (there is no
             # sqs:SendMessageBatch action).

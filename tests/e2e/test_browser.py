@@ -239,7 +239,9 @@ def test_markup_typed_into_a_form_stays_text(page: Page, stack: RunningStack) ->
     page.on("dialog", on_dialog)
     payload = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     start_from_form(page, stack, "report", month=payload)
-    expect(page.locator("#report-month-error")).to_have_text("Month must look like 2024-02.")
+    expect(page.locator("#report-month-error")).to_have_text(
+        "Month must be a month, YYYY-MM, e.g. 2024-02."
+    )
     expect(page.locator("#report-month")).to_have_value(payload)
     expect(page.locator("main script, main img")).to_have_count(0)
 

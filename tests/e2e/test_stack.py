@@ -66,13 +66,18 @@ def test_table_has_the_templates_key_index_ttl_and_backups(stack: RunningStack) 
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert {"AttributeName": "id", "AttributeType": "S"} in table["AttributeDefinitions"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "by_owner"
-    assert index["KeySchema"] == [
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"by_owner", "failed"}
+    assert indexes["by_owner"]["KeySchema"] == [
         {"AttributeName": "owner", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
     ]
-    assert index["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    # The operator's list of failed tasks: only failed records carry failed_day.
+    assert indexes["failed"]["KeySchema"] == [
+        {"AttributeName": "failed_day", "KeyType": "HASH"},
+        {"AttributeName": "finished_at", "KeyType": "RANGE"},
+    ]
+    assert all(i["Projection"]["ProjectionType"] == "KEYS_ONLY" for i in indexes.values())
     ttl = dynamodb.describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])

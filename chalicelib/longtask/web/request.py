@@ -113,6 +113,45 @@ def read_parameters(request: Request, max_bytes: int) -> dict[str, list[Any]]:
     return given
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+FORM_TOKEN = "_token"
+# Printable ASCII without space, as the IETF draft for the header advises: a key a
+# program can log and compare byte for byte.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def idempotency_key(request: Request, given: dict[str, list[Any]]) -> str | None:
+    """The start's idempotency key: the Idempotency-Key header of a program, else the
+    hidden one-time token of an HTML form; None without either. 400 for a malformed one."""
+    header = request.headers.get(IDEMPOTENCY_HEADER.lower())
+    if header is not None:
+        if not _IDEMPOTENCY_KEY.fullmatch(header):
+            raise HttpError(
+                400,
+                "invalid_parameters",
+                "the Idempotency-Key header is not valid",
+                {IDEMPOTENCY_HEADER: "must be 1 to 255 visible ASCII characters"},
+            )
+        return str(header)
+    tokens = given.get(FORM_TOKEN)
+    if tokens is None:
+        return None
+    if len(tokens) != 1 or not isinstance(tokens[0], str):
+        raise HttpError(
+            400, "invalid_parameters", "_token is not valid", {FORM_TOKEN: "must be one text"}
+        )
+    if not tokens[0]:
+        return None  # an empty token is no token: a form without one
+    if not _IDEMPOTENCY_KEY.fullmatch(tokens[0]):
+        raise HttpError(
+            400,
+            "invalid_parameters",
+            "_token is not valid",
+            {FORM_TOKEN: "must be 1 to 255 visible ASCII characters"},
+        )
+    return tokens[0]
+
+
 def owner_token(request: Request) -> str | None:
     cookies = request.headers.get("cookie") or ""
     for part in cookies.split(";"):

@@ -17,7 +17,15 @@ from ..backends import InvalidCursor
 from ..model import Links, Status, TaskRecord, status_document
 from ..params import InvalidParams
 from ..progress import poll_interval
-from ..service import AlreadyFinished, TaskGone, TaskNotFound, TaskService, UnknownKind
+from ..service import (
+    AlreadyFinished,
+    KeyReused,
+    QuotaExceeded,
+    TaskGone,
+    TaskNotFound,
+    TaskService,
+    UnknownKind,
+)
 from ..settings import ConfigError
 from .openapi import openapi_document
 from .pages import render, render_status, static_file
@@ -26,6 +34,7 @@ from .request import (
     base_path,
     caller_owner,
     cross_site,
+    idempotency_key,
     owner_of,
     read_parameters,
     wants_json,
@@ -67,7 +76,7 @@ class Mount:
 class Routes:
     """The views of one LongTasks, registered on a Blueprint that the host app mounts."""
 
-    def __init__(self, service: TaskService, url_prefix: str) -> None:
+    def __init__(self, service: TaskService, url_prefix: str, authorizer: Any = None) -> None:
         self.service = service
         self.url_prefix = url_prefix
         self.blueprint = Blueprint(__name__)
@@ -88,7 +97,10 @@ class Routes:
             for method in _METHODS:
                 view = views.get(method) or self._not_allowed(allowed)
                 # Every body type reaches the view, which answers 415 in our own format.
-                self.blueprint.route(path, methods=[method], content_types=["*/*"])(
+                # With an authorizer, API Gateway refuses a caller it does not accept
+                # before any view runs, and the principal it names is the owner.
+                extra = {"authorizer": authorizer} if authorizer is not None else {}
+                self.blueprint.route(path, methods=[method], content_types=["*/*"], **extra)(
                     self._guarded(view, path, method)
                 )
 
@@ -173,6 +185,14 @@ class Routes:
     def index(self) -> Response:
         return self._index_page(200, errors={}, values={})
 
+    def _owner_or_new(self) -> tuple[str, str | None]:
+        """The caller's owner, or a new one with the cookie that names it from now on."""
+        owner = caller_owner(self.request)
+        if owner is not None:
+            return owner, None
+        token = secrets.token_urlsafe(32)
+        return str(owner_of(token)), self._cookie(token)
+
     def _index_page(
         self,
         status: int,
@@ -190,21 +210,34 @@ class Routes:
             errors=errors,
             values=values,
             recent=recent,
+            # One-time tokens: a form sent twice (a double click, a reload) starts one
+            # task. They are idempotency keys of the owner, so the page sets the owner
+            # cookie now; else two posts of a first visit would be two owners.
+            tokens={d.kind: secrets.token_urlsafe(16) for d in registry},
         )
-        return html_response(status, page, NO_STORE)
+        headers = dict(NO_STORE)
+        if owner is None and self.request.method in ("GET", "HEAD"):
+            headers["Set-Cookie"] = self._owner_or_new()[1] or ""
+        return html_response(status, page, headers)
 
     def start(self, kind: str) -> Response:
         self.service.definition(kind)
         as_json = wants_json(self.request)
         given = read_parameters(self.request, self.service.settings.max_body_bytes)
-        owner = caller_owner(self.request)
-        new_cookie = None
-        if owner is None:
-            token = secrets.token_urlsafe(32)
-            new_cookie = self._cookie(token)
-            owner = owner_of(token)
+        key = idempotency_key(self.request, given)
+        owner, new_cookie = self._owner_or_new()
         try:
-            task = self.service.start(kind, given, owner)
+            started = self.service.start_request(kind, given, owner, key)
+        except QuotaExceeded as over:
+            raise _too_many(over) from None
+        except KeyReused as reused:
+            raise HttpError(
+                409,
+                "key_reused",
+                "this idempotency key already started a task with other parameters",
+                {"Idempotency-Key": "was used before with other parameters"},
+                task=self._document(reused.task, self.service.clock()),
+            ) from None
         except InvalidParams as exc:
             error = HttpError(
                 400, "invalid_parameters", "some parameters are not valid", exc.fields
@@ -215,13 +248,17 @@ class Routes:
             return self._index_page(400, {kind: exc.fields}, {kind: typed})
         # The new owner is the caller from now on, though its cookie arrives only
         # with the next request: the answer already offers it the cancel link.
+        task = started.task
         document = status_document(task, self.mount.task_links(task), self.service.clock())
         headers = dict(NO_STORE)
         if new_cookie:
             headers["Set-Cookie"] = new_cookie
         if as_json:
-            headers.update({"Location": document["links"]["self"], "Retry-After": "1"})
-            return json_response(202, document, headers)
+            headers["Location"] = document["links"]["self"]
+            if not task.is_terminal:
+                headers["Retry-After"] = "1"
+            # A repeat is not a new resource: 200 with the task the first start made.
+            return json_response(200 if started.repeated else 202, document, headers)
         return redirect(document["links"]["self"], headers)
 
     def status(self, kind: str, task_id: str) -> Response:
@@ -340,6 +377,36 @@ class Routes:
                 "X-Content-Type-Options": "nosniff",
             },
         )
+
+
+_QUOTA_ERRORS = {
+    "max_active_per_owner": (
+        "too_many_active",
+        "you have {allowed} tasks queued or running, the most allowed at once; "
+        "start another when one of them has ended (try again in {retry_after} s)",
+    ),
+    "starts_per_minute": (
+        "too_many_starts",
+        "you have started {allowed} tasks this minute, the most allowed; "
+        "try again in {retry_after} s",
+    ),
+}
+
+
+def _too_many(over: QuotaExceeded) -> HttpError:
+    """429 naming the limit, its value and when to try again (also as Retry-After)."""
+    code, message = _QUOTA_ERRORS[over.limit]
+    return HttpError(
+        429,
+        code,
+        message.format(allowed=over.allowed, retry_after=over.retry_after),
+        {
+            "limit": over.limit,
+            over.limit: str(over.allowed),
+            "retry_after": str(over.retry_after),
+        },
+        headers={"Retry-After": str(over.retry_after)},
+    )
 
 
 def _slug(path: str) -> str:
