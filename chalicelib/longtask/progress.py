@@ -81,8 +81,21 @@ def estimate_eta(
     return round(eta, 1)
 
 
-def poll_interval(elapsed_seconds: float | None) -> int:
-    """Seconds a client should wait before asking again: 1 s at first, up to 5 s."""
+# A client told to wait longer than this could miss a change of estimate for too long.
+_MAX_POLL_SECONDS = 30
+
+
+def poll_interval(elapsed_seconds: float | None, eta_seconds: float | None = None) -> int:
+    """Seconds a client should wait before asking again (Retry-After).
+
+    With an estimate: half the time left (at most 30 s) while more than 10 s are left,
+    so that a client asks rarely in the middle of a long task; then just after the
+    predicted end, so that it sees the end soon after it comes. Without one: 1 s at
+    first, up to 5 s."""
+    if eta_seconds is not None:
+        if eta_seconds > 10:
+            return int(min(_MAX_POLL_SECONDS, eta_seconds / 2))
+        return math.ceil(eta_seconds) + 1
     if not elapsed_seconds or elapsed_seconds < 10:
         return 1
     return int(min(5, 1 + elapsed_seconds // 15))

@@ -185,7 +185,7 @@ class Runner:
         last = ctx.progress
         done = {
             "status": Status.DONE,
-            "result": ResultInfo(key, encoded.content_type, filename),
+            "result": ResultInfo(key, encoded.content_type, filename, len(encoded.body)),
             "progress": Progress(
                 last.message, last.total_steps or last.step, last.total_steps, now, last.rate
             ),

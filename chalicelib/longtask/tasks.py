@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .display import DisplayHook
 from .params import Param, declare
 
 
@@ -101,6 +102,8 @@ class TaskDefinition:
     title: str
     description: str
     params: dict[str, Param]
+    display_result: DisplayHook | None = None  # how its result page shows the result
+    duration_hint: str | None = None  # what the start form says about how long it takes
 
 
 class TaskRegistry:
@@ -117,6 +120,8 @@ class TaskRegistry:
         title: str | None = None,
         description: str | None = None,
         params: Mapping[str, Param | type] | None = None,
+        display_result: DisplayHook | None = None,
+        duration_hint: str | None = None,
     ) -> TaskDefinition:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", kind):
             raise ValueError(f"task kind {kind!r}: use lower case letters, digits and -")
@@ -129,6 +134,8 @@ class TaskRegistry:
             title=title or kind.capitalize(),
             description=description if description is not None else doc,
             params=declare(params or {}),
+            display_result=display_result,
+            duration_hint=duration_hint,
         )
         self._tasks[kind] = definition
         return definition

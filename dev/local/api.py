@@ -3,19 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 from chalice import Chalice
-from chalice.local import create_local_server
+from chalice.config import Config
+from chalice.local import (
+    ChaliceRequestHandler,
+    CustomLocalChalice,
+    LocalChalice,
+    LocalDevServer,
+)
 
 from dev.stage import ROOT, chalice_config
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+class CompressingHandler(ChaliceRequestHandler):
+    """Chalice's local handler, compressing as API Gateway does for a stage with
+    `minimum_compression_size`: gzip when the client accepts it and the body is at
+    least that long. Lambda answers stay text; the gateway in front compresses."""
+
+    minimum_size: int | None = None
+
+    def _send_http_response_with_body(self, code: int, headers: Any, body: Any) -> None:
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
+        accepted = "gzip" in (self.headers.get("Accept-Encoding") or "").lower()
+        if self.minimum_size is not None and accepted and len(data) >= self.minimum_size:
+            data = gzip.compress(data, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+            headers["Vary"] = "Accept-Encoding"
+        super()._send_http_response_with_body(code, headers, data)
+
+
+def local_server(app: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
+    """chalice.local.create_local_server with the compressing handler."""
+    CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+    app.__class__ = CustomLocalChalice
+
+    class Handler(CompressingHandler):
+        minimum_size = config.minimum_compression_size
+
+    return LocalDevServer(app, config, host, port, handler_cls=Handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(app, Chalice):
         raise SystemExit(f"app.app is a {type(app).__name__}, not a Chalice app")
     config = chalice_config("api_handler", args.stage)
-    server = create_local_server(app, config, args.host, args.port)
+    server = local_server(app, config, args.host, args.port)
     try:
         server.server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -247,3 +247,12 @@ def test_poll_interval_never_decreases_as_a_task_ages() -> None:
     intervals = [poll_interval(t / 10) for t in range(0, 2000)]
     assert intervals == sorted(intervals)
     assert set(intervals) == {1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize(
+    ("eta", "seconds"), [(57.0, 28), (100.0, 30), (21.0, 10), (10.0, 11), (5.2, 7), (0.4, 2)]
+)
+def test_poll_interval_with_an_estimate_asks_rarely_mid_task_and_just_after_the_end(
+    eta: float, seconds: int
+) -> None:
+    assert poll_interval(30.0, eta) == seconds
