@@ -41,8 +41,8 @@ PHONE = {"width": 390, "height": 844}
 SECOND = 1000  # Playwright counts in milliseconds
 SCREENSHOTS = ROOT / "screenshots"  # git-ignored
 FAILURES = ROOT / "test-artifacts" / "browser"  # git-ignored
-# A status page's URL; the page's own refresh (without JavaScript) adds ?wait=1.
-STATUS_PATH = re.compile(r"/tasks/(?P<kind>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{16,})(\?wait=1)?$")
+# A status page's URL.
+STATUS_PATH = re.compile(r"/tasks/(?P<kind>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{16,})$")
 
 
 @pytest.fixture(scope="session")
@@ -135,14 +135,15 @@ def page(contexts: Contexts) -> Page:
 
 
 def start_from_form(page: Page, stack: RunningStack, kind: str, **fields: str) -> Response:
-    """Opens the start page, types `fields` into the form of `kind` and presses its Start;
-    returns the answer to the form's POST: 303 to the status page, or 400 with the form."""
+    """Opens the start page, types `fields` into the form of `kind` and presses its button
+    (named after the task); returns the answer to the form's POST: 303 to the status page,
+    or 400 with the form."""
     page.goto(stack.url + "/")
     for name, value in fields.items():
         page.locator(f"#{kind}-{name}").fill(value)
     form = page.locator(f"form[action$='/tasks/{kind}']")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        form.get_by_role("button", name="Start").click()
+        form.locator("button[type=submit]").click()
     response = answer.value
     if response.status not in (303, 400):
         page.wait_for_load_state()
@@ -174,6 +175,13 @@ def open_for_download(page: Page, url: str, timeout: float = 20 * SECOND) -> Dow
             if "Download is starting" not in str(error):
                 raise
     return download.value
+
+
+def watch_downloads(page: Page) -> list[Download]:
+    """Every download the page starts from now on."""
+    seen: list[Download] = []
+    page.on("download", lambda download: seen.append(download))
+    return seen
 
 
 def downloaded_text(download: Download) -> str:

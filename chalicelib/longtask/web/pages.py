@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from ..display import ResultDisplay
+from ..display import ResultDisplay, format_value
 from ..model import parse_iso
 from .static import static_name
 
@@ -113,7 +113,13 @@ def status_message(document: dict[str, Any]) -> str:
         return f"Attempt {document['attempts']} failed. It will be tried again automatically."
     if status == "done":
         elapsed = document["elapsed_seconds"]
-        return f"Finished in {humanize_seconds(elapsed)}." if elapsed is not None else "Finished."
+        if elapsed is None:
+            return "Finished."
+        return (
+            "Finished in under a second."
+            if elapsed < 0.5
+            else f"Finished in {humanize_seconds(elapsed)}."
+        )
     if status == "failed":
         attempts = document["attempts"]
         if attempts > 1:
@@ -190,6 +196,7 @@ def _environment() -> jinja2.Environment:
     env.filters["sentence"] = sentence
     env.filters["form_value"] = form_value
     env.filters["chip"] = chip_text
+    env.filters["value"] = format_value
     env.globals["static"] = static_name
     return env
 

@@ -330,6 +330,16 @@
       cancel.addEventListener("toggle", function () {
         if (cancel.open) { cancel.querySelector("button").focus(); }
       });
+      // Cancelled in place: the page then turns into the cancelled page like any end,
+      // with the focus on its headline. Without this script the form posts as usual.
+      var form = cancel.querySelector("form");
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        form.querySelector("button").disabled = true;
+        fetch(form.action, { method: "POST", credentials: "same-origin",
+                             headers: { Accept: "application/json" } })
+          .then(function () { poll(); }, function () { form.submit(); });
+      });
       cancel.addEventListener("keydown", function (event) {
         if (event.key === "Escape" && cancel.open) {
           cancel.open = false;
