@@ -363,3 +363,17 @@ def test_a_form_posted_from_another_site_is_refused(page: Page, stack: RunningSt
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_static_files_come_compressed_and_are_kept_for_good(
+    page: Page, stack: RunningStack
+) -> None:
+    loaded = []
+    page.on("response", lambda response: loaded.append(response))
+    page.goto(stack.url + "/")
+    (css,) = [r for r in loaded if "/static/style." in r.url]
+    assert re.search(r"/static/style\.[0-9a-f]{12}\.css$", css.url)
+    headers = css.all_headers()
+    assert headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert headers["content-encoding"] == "gzip"  # Chromium asks for it; it got it
+    assert int(headers["content-length"]) < len(css.body()) / 2

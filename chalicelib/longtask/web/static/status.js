@@ -18,7 +18,7 @@
   // Polls in the middle of a task: at most this far apart, so that the bar never reaches
   // the horizon while the task is fine.
   var MID_POLL_SECONDS = 12;
-  var NEAR_END_SECONDS = 6;
+  var NEAR_END_SECONDS = 8;
   var ANNOUNCE_EVERY_SECONDS = 15;
 
   var task = document.getElementById("task");
