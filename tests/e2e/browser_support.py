@@ -45,24 +45,37 @@ FAILURES = ROOT / "test-artifacts" / "browser"  # git-ignored
 STATUS_PATH = re.compile(r"/tasks/(?P<kind>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{16,})$")
 
 
+# One Playwright and one Chromium per test process. Each browser test module imports the
+# `browser` fixture, so pytest holds one session fixture per module; a second Playwright
+# in the same process would fail ("Sync API inside the asyncio loop"), so they share.
+_SHARED: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the session; every test gets fresh contexts of it.
 
     `make test` finds or installs the browser first (dev/chromium.py); run alone, a
     browser test without one fails with what to run, it never skips."""
-    try:
-        found = find_chromium()
-    except NoChromium as error:
-        pytest.fail(str(error))
-    if found is None:
-        pytest.fail(HOW_TO_GET_ONE)
-    with sync_playwright() as playwright:
+    if not _SHARED:
+        try:
+            found = find_chromium()
+        except NoChromium as error:
+            pytest.fail(str(error))
+        if found is None:
+            pytest.fail(HOW_TO_GET_ONE)
+        playwright = sync_playwright().start()
         chromium = playwright.chromium.launch(
             executable_path=found.path, headless=True, args=CHROMIUM_ARGS
         )
-        yield chromium
-        chromium.close()
+        _SHARED.update(playwright=playwright, browser=chromium, users=0)
+    _SHARED["users"] += 1
+    yield _SHARED["browser"]
+    _SHARED["users"] -= 1
+    if _SHARED["users"] == 0:
+        _SHARED["browser"].close()
+        _SHARED["playwright"].stop()
+        _SHARED.clear()
 
 
 @dataclass
