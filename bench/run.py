@@ -31,6 +31,7 @@ from bench import handlers as handlers_bench
 from bench import ops as ops_bench
 from bench import stack as stack_bench
 from bench.inprocess import InProcessAws
+from bench.polling import SECTION as POLLING_SCHEDULE
 from bench.report import Section, targets_table
 from dev.stage import ROOT
 
@@ -192,6 +193,8 @@ def report(
     ]
     for number in sorted(runs.sections):
         lines.append(runs.sections[number].markdown(with_method))
+    if with_method:
+        lines.append(POLLING_SCHEDULE)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -15,8 +15,13 @@ from typing import Any
 from .longtask import File, Integer, LongTasks, Number, TaskContext, Text
 
 
-class _PlannedFailure(RuntimeError):
+class PlannedFailure(RuntimeError):
     """The error `sleep` raises on purpose, to show retries and failure."""
+
+
+# The default LONGTASK_MAX_ATTEMPTS: failing more attempts than a task gets is the same
+# as failing them all, so the form offers no more.
+_ATTEMPTS = 3
 
 
 # -- primes: a segmented sieve, one segment per progress step and checkpoint
@@ -150,7 +155,9 @@ def valid_month(text: str) -> None:
 def sleep(params: dict[str, Any], ctx: TaskContext) -> dict[str, float]:
     seconds, fail_times = params["seconds"], params["fail_times"]
     if ctx.attempt <= fail_times:
-        raise _PlannedFailure(f"failing on purpose: attempt {ctx.attempt} of {fail_times} to fail")
+        raise PlannedFailure(
+            f"Failed on purpose: attempt {ctx.attempt} of {fail_times} set to fail, as asked."
+        )
     total = max(math.ceil(seconds), 1)
     done = (ctx.resume_state or {}).get("slept", 0.0)
     ctx.log_progress(f"Slept {done:g} of {seconds:g} s", step=math.floor(done), total_steps=total)
@@ -165,6 +172,10 @@ def sleep(params: dict[str, Any], ctx: TaskContext) -> dict[str, float]:
     return {"slept": seconds}
 
 
+def primes_in_words(result: dict[str, int]) -> str:
+    return f"{result['count']:,} primes up to {result['limit']:,}"
+
+
 def declare(tasks: LongTasks) -> None:
     """Offers the three demo tasks on `tasks`."""
     tasks.task(
@@ -172,11 +183,13 @@ def declare(tasks: LongTasks) -> None:
         title="Count primes",
         description="Counts the prime numbers up to a limit with a segmented sieve.",
         params={
-            "limit": Integer(min=2, max=50_000_000, example="1000000"),
+            "limit": Integer(min=2, max=50_000_000, initial=1_000_000, example="1000000"),
             "parts": Integer(
                 min=1, max=100, default=1, label="Parts", help="Split over this many workers."
             ),
         },
+        display_result=primes_in_words,
+        duration_hint="About a second per 10 million, after a worker picks it up.",
     )(count_primes)
     tasks.task(
         "report",
@@ -184,19 +197,34 @@ def declare(tasks: LongTasks) -> None:
         description="Sums a month of synthetic invoices per day into a CSV file.",
         params={
             "month": Text(
-                pattern=MONTH_PATTERN, example="2024-02", check=valid_month, mismatch=NOT_A_MONTH
+                pattern=MONTH_PATTERN,
+                example="2024-02",
+                initial="2024-02",
+                check=valid_month,
+                mismatch=NOT_A_MONTH,
+                input_type="month",
+                help="A month, YYYY-MM.",
             )
         },
+        duration_hint="About 3 s: a tenth of a second per day of the month.",
     )(monthly_report)
     tasks.task(
         "sleep",
         title="Sleep",
         description="Waits, one progress step per second; can fail on purpose to show retries.",
         params={
-            "seconds": Number(min=0, max=3600, example="30"),
-            "fail_times": Integer(min=0, max=100, default=0, label="Fail the first attempts"),
+            "seconds": Number(min=0, max=3600, initial=10, example="30"),
+            "fail_times": Integer(
+                min=0,
+                max=_ATTEMPTS,
+                default=0,
+                label="Fail the first attempts",
+                help=f"0 to {_ATTEMPTS}: each failed attempt is retried after a short wait; "
+                f"{_ATTEMPTS} fails the task.",
+            ),
         },
         # The longest sleep plus room for slow progress writes; the worker is never
         # held past it, whatever the task does.
         max_seconds=3600 + 60,
+        duration_hint="As long as you ask, plus a second or two to start.",
     )(sleep)

@@ -1,6 +1,7 @@
 """longtask: long-running tasks for websites, serverless on AWS (Chalice, SQS, DynamoDB, S3)."""
 
 from .backends import Backends
+from .display import ResultDisplay
 from .longtasks import LongTasks
 from .params import Boolean, Integer, InvalidParams, Number, Param, Text
 from .settings import ConfigError, Settings
@@ -16,6 +17,7 @@ __all__ = [
     "LongTasks",
     "Number",
     "Param",
+    "ResultDisplay",
     "Settings",
     "TaskCancelled",
     "TaskContext",

@@ -12,6 +12,7 @@ from chalice import Chalice
 from chalice.app import SQSEvent
 
 from .backends import Backends, Clock
+from .display import DisplayHook
 from .model import TaskRecord, is_task_id
 from .params import Param
 from .queue import decode_message
@@ -115,12 +116,17 @@ class LongTasks:
         description: str | None = None,
         params: Mapping[str, Param | type] | None = None,
         max_seconds: float | None = None,
+        display_result: DisplayHook | None = None,
+        duration_hint: str | None = None,
     ) -> Callable[[TaskFunction], TaskFunction]:
         """Declares a task kind: `@tasks.task("primes", params={"limit": Integer(min=2)})`.
 
         `max_seconds` caps its running time from its first start: past it, the task
         fails at its next progress report instead of holding a worker.
-        """
+        `display_result(result)` says how the result page shows a result: a sentence, a
+        dict of labelled values or a ResultDisplay (the default shows JSON objects as
+        labelled values and text or CSV as a preview). `duration_hint` tells the start
+        form's reader how long the task takes ("About 5 s per million")."""
 
         def register(function: TaskFunction) -> TaskFunction:
             self.registry.add(
@@ -130,6 +136,8 @@ class LongTasks:
                 description=description,
                 params=params,
                 max_seconds=max_seconds,
+                display_result=display_result,
+                duration_hint=duration_hint,
             )
             return function
 

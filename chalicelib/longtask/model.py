@@ -89,6 +89,7 @@ class ResultInfo:
     key: str
     content_type: str
     filename: str | None = None
+    size: int | None = None  # bytes; None for results stored before sizes were kept
 
 
 class StoredApart:
@@ -161,8 +162,13 @@ class Links:
     cancel: str
 
 
-def status_document(task: TaskRecord, links: Links, now: float) -> dict[str, Any]:
-    """The JSON status document, as users and programs see it."""
+def status_document(
+    task: TaskRecord, links: Links, now: float, retry_delay: float | None = None
+) -> dict[str, Any]:
+    """The JSON status document, as users and programs see it.
+
+    `retry_delay` is the backoff after the task's last failed attempt: with it, a task
+    waiting for its retry says when the next attempt is due (`retry_at`)."""
     progress = task.progress
     end = task.finished_at if task.is_terminal and task.finished_at else now
     elapsed = round(max(end - task.started_at, 0.0), 1) if task.started_at else None
@@ -187,6 +193,10 @@ def status_document(task: TaskRecord, links: Links, now: float) -> dict[str, Any
             "step": progress.step,
             "total_steps": progress.total_steps,
             "percent": 100.0 if task.status is Status.DONE else progress.percent,
+            # With these a page can move its bar between two polls at the task's own
+            # pace, and stop when the task stops reporting.
+            "rate": round(progress.rate, 4) if progress.rate else None,
+            "reported_at": iso(progress.at),
         },
         "attempts": task.attempts,
         "created_at": iso(task.created_at),
@@ -201,4 +211,9 @@ def status_document(task: TaskRecord, links: Links, now: float) -> dict[str, Any
             "cancel": None if task.is_terminal else links.cancel,
         },
         "error": ({"type": task.error.type, "message": task.error.message} if task.error else None),
+        "retry_at": (
+            iso(task.updated_at + retry_delay)
+            if task.status is Status.ERROR and retry_delay is not None
+            else None
+        ),
     }

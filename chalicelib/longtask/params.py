@@ -37,6 +37,9 @@ class Param:
     label: str | None = None
     help: str | None = None
     example: str | None = None  # shown as the form field's placeholder
+    # What the form's field starts with, for a required parameter too: a start form
+    # should work with one click, while programs must still say what they want.
+    initial: Any = None
 
     @property
     def required(self) -> bool:
@@ -55,7 +58,7 @@ class Param:
             "type": "text",
             "required": self.required,
             "placeholder": f"e.g. {self.example}" if self.example else None,
-            "value": None if self.required else self.default,
+            "value": self.initial if self.required else self.default,
             "min": None,
             "max": None,
             "step": None,
@@ -173,6 +176,9 @@ class Text(Param):
     max_length: int = 200
     check: Callable[[str], None] | None = field(default=None, compare=False)
     mismatch: str | None = None  # what to say when the pattern does not match
+    # The form's <input type>: "month" gives a month picker where browsers have one
+    # (its value is YYYY-MM), "email", "date", ...; the server's parsing stays the same.
+    input_type: str = "text"
 
     def parse(self, raw: Any) -> str:
         if not isinstance(raw, str):
@@ -197,7 +203,12 @@ class Text(Param):
         return f"Like {self.example}." if self.example else ""
 
     def html_input(self) -> dict[str, Any]:
-        return {**super().html_input(), "pattern": self.pattern, "maxlength": self.max_length}
+        return {
+            **super().html_input(),
+            "type": self.input_type,
+            "pattern": self.pattern,
+            "maxlength": self.max_length,
+        }
 
 
 @dataclass(frozen=True)

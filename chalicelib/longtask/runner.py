@@ -258,7 +258,7 @@ class Runner:
         key = f"results/{secrets.token_urlsafe(24)}"
         filename = download_name(encoded, f"{task.kind}-{task.id}")
         self.results.put(key, encoded.body, encoded.content_type, filename, task.id, task.attempts)
-        return ResultInfo(key, encoded.content_type, filename)
+        return ResultInfo(key, encoded.content_type, filename, len(encoded.body))
 
     def _hand_off(self, attempt: Attempt, ctx: RunContext) -> Outcome:
         handed_over = {

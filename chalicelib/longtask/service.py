@@ -290,6 +290,11 @@ class TaskService:
         assert task.result is not None
         return self.backends.results.url(task.result.key, self.settings.result_url_ttl)
 
+    def result_head(self, task: TaskRecord, limit: int) -> bytes:
+        """At most the first `limit` bytes of a done task's result, for its page."""
+        assert task.result is not None
+        return self.backends.results.read(task.result.key, limit)
+
     # -- cancelling
 
     def cancel(self, kind: str, task_id: str, viewer: str | None) -> TaskRecord:

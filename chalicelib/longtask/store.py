@@ -107,6 +107,7 @@ def field_attributes(name: str, value: Any) -> dict[str, Any]:
             "result_key": r and r.key,
             "result_type": r and r.content_type,
             "result_filename": r and r.filename,
+            "result_size": r and r.size,
         }
     if name == "resume":
         return {"resume": value or None}
@@ -144,7 +145,12 @@ def item_to_record(item: Mapping[str, Any]) -> TaskRecord:
         ),
         error=ErrorInfo(a["error_type"], a.get("error_message", "")) if "error_type" in a else None,
         result=(
-            ResultInfo(a["result_key"], a.get("result_type", ""), a.get("result_filename"))
+            ResultInfo(
+                a["result_key"],
+                a.get("result_type", ""),
+                a.get("result_filename"),
+                a.get("result_size"),
+            )
             if "result_key" in a
             else None
         ),

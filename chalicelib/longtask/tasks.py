@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .display import DisplayHook
 from .params import Param, declare
 
 
@@ -116,6 +117,8 @@ class TaskDefinition:
     description: str
     params: dict[str, Param]
     max_seconds: float | None = None  # the longest it may run, from its first start
+    display_result: DisplayHook | None = None  # how its result page shows the result
+    duration_hint: str | None = None  # what the start form says about how long it takes
 
 
 class TaskRegistry:
@@ -133,6 +136,8 @@ class TaskRegistry:
         description: str | None = None,
         params: Mapping[str, Param | type] | None = None,
         max_seconds: float | None = None,
+        display_result: DisplayHook | None = None,
+        duration_hint: str | None = None,
     ) -> TaskDefinition:
         if max_seconds is not None and not max_seconds > 0:
             raise ValueError(f"task kind {kind!r}: max_seconds must be more than 0")
@@ -148,6 +153,8 @@ class TaskRegistry:
             description=description if description is not None else doc,
             params=declare(params or {}),
             max_seconds=max_seconds,
+            display_result=display_result,
+            duration_hint=duration_hint,
         )
         self._tasks[kind] = definition
         return definition

@@ -66,8 +66,9 @@ _LOGS = Grant(
 GRANTS: dict[str, tuple[Grant, ...]] = {
     # Start (PutItem, SendMessage), status (GetItem), cancel (UpdateItem, also to mark a
     # task failed whose message could not be sent), the caller's list (Query on the owner
-    # index only) and presigned result links: a URL signed by the API's role works only
-    # while that role may GetObject.
+    # index only), presigned result links (a URL signed by the API's role works only
+    # while that role may GetObject) and the result page's preview, a ranged GetObject
+    # of a result's first bytes.
     "api_handler": (
         Grant(
             "TaskRecords",

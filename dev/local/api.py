@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib
 import json
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 from chalice import Chalice
 from chalice.config import Config
@@ -45,7 +47,22 @@ class _Server(ThreadedHTTPServer):
 
 class _Handler(ChaliceRequestHandler):
     """Chalice's handler; what http.server answers by itself (an unknown method such as
-    FOO, a malformed request) comes in the app's JSON error format, not as its HTML."""
+    FOO, a malformed request) comes in the app's JSON error format, not as its HTML.
+
+    It compresses as API Gateway does for a stage with `minimum_compression_size`: gzip
+    when the client accepts it and the body is at least that long. Lambda answers stay
+    text; the gateway in front compresses."""
+
+    minimum_size: int | None = None
+
+    def _send_http_response_with_body(self, code: int, headers: Any, body: Any) -> None:
+        data = body if isinstance(body, bytes) else body.encode("utf-8")
+        accepted = "gzip" in (self.headers.get("Accept-Encoding") or "").lower()
+        if self.minimum_size is not None and accepted and len(data) >= self.minimum_size:
+            data = gzip.compress(data, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+            headers["Vary"] = "Accept-Encoding"
+        super()._send_http_response_with_body(code, headers, data)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         headers = {}
@@ -83,17 +100,21 @@ class _Handler(ChaliceRequestHandler):
         return [m.strip() for m in allow.split(",") if m.strip()]
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def local_server(app: Chalice, config: Config, host: str, port: int) -> LocalDevServer:
     """What chalice.local.create_local_server makes, with the handler and server above."""
     # As create_local_server does: the app's request becomes thread-local, so that
     # concurrent requests on the threaded server never see each other's.
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
-    return LocalDevServer(app, config, host, port, handler_cls=_Handler, server_cls=_Server)
 
+    class Handler(_Handler):
+        minimum_size = config.minimum_compression_size
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
+    return LocalDevServer(app, config, host, port, handler_cls=Handler, server_cls=_Server)
 
 
 def main(argv: list[str] | None = None) -> int:

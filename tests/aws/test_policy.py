@@ -242,7 +242,7 @@ def run_lifecycle(aws: Aws, client: Any, recorder: Recorder) -> None:
 
     # A task that fails every attempt: retried, then failed.
     with recorder.acting_as("api_handler"):
-        failing = start(client, "sleep", {"seconds": 0, "fail_times": 5})
+        failing = start(client, "sleep", {"seconds": 0, "fail_times": 3})
     with recorder.acting_as("worker"):
         assert deliver(aws) == ["kept", "kept", "deleted"]
     assert _record(aws, failing["id"])["status"] == {"S": "failed"}

@@ -41,8 +41,14 @@ PHONE = {"width": 390, "height": 844}
 SECOND = 1000  # Playwright counts in milliseconds
 SCREENSHOTS = ROOT / "screenshots"  # git-ignored
 FAILURES = ROOT / "test-artifacts" / "browser"  # git-ignored
-# A status page's URL; the page's own refresh (without JavaScript) adds ?wait=1.
-STATUS_PATH = re.compile(r"/tasks/(?P<kind>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{16,})(\?wait=1)?$")
+# A status page's URL.
+STATUS_PATH = re.compile(r"/tasks/(?P<kind>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{16,})$")
+
+
+# One Playwright and one Chromium per test process. Each browser test module imports the
+# `browser` fixture, so pytest holds one session fixture per module; a second Playwright
+# in the same process would fail ("Sync API inside the asyncio loop"), so they share.
+_SHARED: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="session")
@@ -51,18 +57,25 @@ def browser() -> Iterator[Browser]:
 
     `make test` finds or installs the browser first (dev/chromium.py); run alone, a
     browser test without one fails with what to run, it never skips."""
-    try:
-        found = find_chromium()
-    except NoChromium as error:
-        pytest.fail(str(error))
-    if found is None:
-        pytest.fail(HOW_TO_GET_ONE)
-    with sync_playwright() as playwright:
+    if not _SHARED:
+        try:
+            found = find_chromium()
+        except NoChromium as error:
+            pytest.fail(str(error))
+        if found is None:
+            pytest.fail(HOW_TO_GET_ONE)
+        playwright = sync_playwright().start()
         chromium = playwright.chromium.launch(
             executable_path=found.path, headless=True, args=CHROMIUM_ARGS
         )
-        yield chromium
-        chromium.close()
+        _SHARED.update(playwright=playwright, browser=chromium, users=0)
+    _SHARED["users"] += 1
+    yield _SHARED["browser"]
+    _SHARED["users"] -= 1
+    if _SHARED["users"] == 0:
+        _SHARED["browser"].close()
+        _SHARED["playwright"].stop()
+        _SHARED.clear()
 
 
 @dataclass
@@ -135,14 +148,15 @@ def page(contexts: Contexts) -> Page:
 
 
 def start_from_form(page: Page, stack: RunningStack, kind: str, **fields: str) -> Response:
-    """Opens the start page, types `fields` into the form of `kind` and presses its Start;
-    returns the answer to the form's POST: 303 to the status page, or 400 with the form."""
+    """Opens the start page, types `fields` into the form of `kind` and presses its button
+    (named after the task); returns the answer to the form's POST: 303 to the status page,
+    or 400 with the form."""
     page.goto(stack.url + "/")
     for name, value in fields.items():
         page.locator(f"#{kind}-{name}").fill(value)
     form = page.locator(f"form[action$='/tasks/{kind}']")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        form.get_by_role("button", name="Start").click()
+        form.locator("button[type=submit]").click()
     response = answer.value
     if response.status not in (303, 400):
         page.wait_for_load_state()
@@ -174,6 +188,13 @@ def open_for_download(page: Page, url: str, timeout: float = 20 * SECOND) -> Dow
             if "Download is starting" not in str(error):
                 raise
     return download.value
+
+
+def watch_downloads(page: Page) -> list[Download]:
+    """Every download the page starts from now on."""
+    seen: list[Download] = []
+    page.on("download", lambda download: seen.append(download))
+    return seen
 
 
 def downloaded_text(download: Download) -> str:

@@ -4,9 +4,7 @@ bookmarks, validation, no JavaScript, escaping, and screenshots for the README."
 from __future__ import annotations
 
 import http.server
-import os
 import re
-import shutil
 import threading
 import time
 from urllib.parse import quote
@@ -14,11 +12,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
-from dev.stage import ROOT
-
 from .browser_support import (
-    PHONE,
-    SCREENSHOTS,
     SECOND,
     STATUS_PATH,
     Contexts,
@@ -27,21 +21,19 @@ from .browser_support import (
     downloaded_json,
     downloaded_text,
     messages_in_flight,
-    open_for_download,
     page,
     start_from_form,
     status_json,
     task_id_of,
     wait_for_bar_above,
     wait_for_status_page,
+    watch_downloads,
 )
 from .conftest import RunningStack, wait_until
 
 __all__ = ["browser", "contexts", "page"]  # the fixtures, for pytest to find here
 
 pytestmark = pytest.mark.browser
-
-DOCS_SCREENSHOT = ROOT / "docs" / "status-page.png"  # committed: README shows it
 
 
 def cancel_if_running(page: Page, status_url: str) -> None:
@@ -79,18 +71,24 @@ def test_the_bar_message_and_time_left_change_without_a_reload(
         expect(page.locator("#state")).to_have_text("Running")
         expect(page.locator("#message")).not_to_have_text(first_message)
         expect(page.locator("#message")).to_have_text(re.compile(r"^Slept \d+ of 12 s$"))
-        expect(page.locator("#steps")).to_have_text(re.compile(r"^\d+ of 12 \(\d+(\.\d+)? %\)$"))
+        expect(page.locator("#steps")).to_have_text(re.compile(r"^\d+ of 12$"))
         expect(page.locator("#elapsed")).to_have_text(re.compile(r"^\d+ s$"))
         expect(page.locator("#eta")).to_be_visible(timeout=10 * SECOND)
-        expect(page.locator("#eta")).to_have_text(re.compile(r"^about \d+ s left$"))
+        # "Time left" is its label: the value does not say "left" again.
+        expect(page.locator("#eta")).to_have_text(re.compile(r"^(about \d+ s|almost done)$"))
+        expect(page.locator("#bar")).to_have_attribute(
+            "aria-valuetext", re.compile(r"^\d+ %(, (about \d+ s left|almost done))?$")
+        )
+        expect(page).to_have_title(re.compile(r"^\d+ % · Sleep$"))
         assert navigations == [], f"the page was reloaded: {navigations}"
     finally:
         cancel_if_running(page, status_url)
 
 
-def test_a_report_downloads_as_csv_and_the_page_then_says_done(
+def test_the_live_page_downloads_once_when_the_task_ends_and_then_shows_the_result(
     page: Page, stack: RunningStack
 ) -> None:
+    downloads = watch_downloads(page)
     with page.expect_download(timeout=30 * SECOND) as started:
         start_from_form(page, stack, "report", month="2024-02")
     download = started.value
@@ -100,18 +98,35 @@ def test_a_report_downloads_as_csv_and_the_page_then_says_done(
     assert len(lines) == 1 + 29
     assert lines[1].startswith("2024-02-01,") and lines[-1].startswith("2024-02-29,")
 
-    # The download did not take the user anywhere: the status page says it is done.
+    # The download did not take the user anywhere: the page is the result page now.
     assert STATUS_PATH.search(page.url), page.url
     expect(page.locator("#state")).to_have_text("Done")
-    expect(page).to_have_title(re.compile(r": done · "))
-    expect(page.locator("#bar-box")).to_be_hidden()
-    expect(page.locator("#cancel")).to_be_hidden()
-    again = page.get_by_role("link", name="Download the result")
-    expect(again).to_be_visible()
+    expect(page.locator("#state")).to_be_focused()
+    expect(page).to_have_title("Done · Monthly report")
+    expect(page.locator("#download-started")).to_have_text(
+        "Your download of report-2024-02.csv has started."
+    )
+    expect(page.locator(".file")).to_contain_text("report-2024-02.csv")
+    expect(page.locator(".file")).to_contain_text("CSV table")
+    table = page.get_by_role("region", name="Preview of the result")
+    expect(table.get_by_role("columnheader", name="date")).to_be_visible()
+    expect(table.get_by_role("cell", name="2024-02-01")).to_be_visible()
+    expect(page.locator("#bar-box")).to_have_count(0)
+    expect(page.locator("#cancel")).to_have_count(0)
+    assert len(downloads) == 1
+
+    again = page.get_by_role("link", name="Download")
     with page.expect_download() as second:
         again.click()
     assert second.value.suggested_filename == "report-2024-02.csv"
     assert downloaded_text(second.value).splitlines() == lines
+
+    # A reload shows the result page again and downloads nothing.
+    page.reload()
+    expect(page.locator("#state")).to_have_text("Done")
+    expect(page.get_by_role("link", name="Download")).to_be_visible()
+    page.wait_for_timeout(1500)  # a download would start at once; none may come
+    assert len(downloads) == 2
 
 
 def test_cancel_stops_a_running_sleep_and_it_stays_cancelled(
@@ -123,12 +138,19 @@ def test_cancel_stops_a_running_sleep_and_it_stays_cancelled(
         expect(page.locator("#state")).to_have_text("Running")
         wait_for_bar_above(page, 0)  # the worker is at it
 
-        page.get_by_role("button", name="Cancel").click()
+        # The first click only asks; the task runs on until the second.
+        page.get_by_text("Cancel…").click()
+        confirm = page.get_by_role("button", name="Yes, cancel it")
+        expect(confirm).to_be_focused()
+        assert status_json(page, status_url)["status"] == "started"
+        confirm.click()
 
         expect(page.locator("#state")).to_have_text("Cancelled")
-        expect(page.locator("#cancel")).to_be_hidden()
-        expect(page.locator("#bar-box")).to_be_hidden()
-        expect(page.locator("#result")).to_be_hidden()
+        expect(page.locator("#message")).to_have_text(re.compile(r"^You cancelled it at \d+ %\.$"))
+        expect(page.locator("#cancel")).to_have_count(0)
+        expect(page.locator("#bar-box")).to_have_count(0)
+        expect(page.locator("#result")).to_have_count(0)
+        expect(page.get_by_role("button", name="Start again")).to_be_visible()
         # The worker noticed at its next progress report, stopped and let the message go.
         # (This test runs alone on the stack's queue: the earlier tests' tasks are over.)
         wait_until(lambda: messages_in_flight(stack) == 0, 10, "the worker stopping")
@@ -166,7 +188,7 @@ def test_a_bookmarked_status_url_works_in_a_fresh_browser_while_running_and_afte
     with friend.expect_download(timeout=20 * SECOND) as moved_on:
         friend.goto(status_url)
         expect(friend.locator("#state")).to_have_text(
-            re.compile(r"^(Waiting for a worker…|Running)$")
+            re.compile(r"^(Waiting for a worker|Starting|Running)$")
         )
         expect(friend.locator("#bar")).to_be_visible()
         expect(friend.locator("#share-url")).to_have_value(status_url)
@@ -179,15 +201,24 @@ def test_a_bookmarked_status_url_works_in_a_fresh_browser_while_running_and_afte
     expect(owner.get_by_role("button", name="Copied")).to_be_visible()
     assert owner.evaluate("navigator.clipboard.readText()") == status_url
 
-    # Later, in yet another browser: the bookmark leads straight to a fresh result link.
+    # Later, in yet another browser: the bookmark shows the result page, and downloads
+    # nothing until asked to.
     later = contexts.new_page()
-    answer = later.request.get(status_url, max_redirects=0)
+    later_downloads = watch_downloads(later)
+    later.goto(status_url)
+    expect(later.locator("#state")).to_have_text("Done")
+    expect(later.locator(".result-values")).to_contain_text("Slept")
+    later.wait_for_timeout(1000)
+    assert later_downloads == []
+    with later.expect_download() as clicked:
+        later.get_by_role("link", name="Download").click()
+    assert clicked.value.suggested_filename == f"sleep-{task_id_of(status_url)}.json"
+    assert downloaded_json(clicked.value) == {"slept": 2}
+    # Programs (curl -L sends Accept: */*) still get a fresh link to the file.
+    answer = later.request.get(status_url, max_redirects=0, headers={"Accept": "*/*"})
     assert answer.status == 303
     location = answer.headers["location"]
     assert location.startswith(stack.moto_url) and "X-Amz-Signature=" in location
-    download = open_for_download(later, status_url)
-    assert download.suggested_filename == f"sleep-{task_id_of(status_url)}.json"
-    assert downloaded_json(download) == {"slept": 2}
 
 
 def test_validation_errors_show_beside_their_field_with_what_was_typed(
@@ -195,7 +226,7 @@ def test_validation_errors_show_beside_their_field_with_what_was_typed(
 ) -> None:
     cases = [
         ("primes", "limit", "1", "at least 2"),
-        ("report", "month", "2024-13", "must be a month"),
+        ("sleep", "seconds", "5000", "at most 3,600"),
     ]
     for kind, name, typed, problem in cases:
         assert start_from_form(page, stack, kind, **{name: typed}).status == 400
@@ -219,14 +250,24 @@ def test_without_javascript_the_page_refreshes_itself_to_the_result(
 ) -> None:
     page = contexts.new_page(java_script_enabled=False)
     navigations = main_frame_navigations(page)
-    with page.expect_download(timeout=30 * SECOND) as started:
-        start_from_form(page, stack, "sleep", seconds="3")
-    assert downloaded_json(started.value) == {"slept": 3}
-    refreshes = [url for url in navigations if url.endswith("?wait=1")]
-    assert len(refreshes) >= 2, navigations  # meta refresh did the waiting
-    expect(page.locator("#state")).to_have_text("Done")
-    expect(page.get_by_role("link", name="Download the result")).to_be_visible()
-    expect(page.locator("#bar-box")).to_be_hidden()
+    start_from_form(page, stack, "sleep", seconds="3")
+    status_url = wait_for_status_page(page, "sleep")
+    expect(page.locator("#state")).to_have_text("Done", timeout=30 * SECOND)
+    refreshes = [url for url in navigations if url == status_url]
+    assert len(refreshes) >= 2, navigations  # meta refresh did the waiting, at the plain URL
+    assert all("?" not in url for url in navigations), navigations
+    expect(page.locator(".result-values")).to_contain_text("Slept")
+    with page.expect_download() as clicked:
+        page.get_by_role("link", name="Download").click()
+    assert downloaded_json(clicked.value) == {"slept": 3}
+    expect(page.locator("#bar-box")).to_have_count(0)
+
+    # Cancel asks first here too: the question is a disclosure, no script needed.
+    start_from_form(page, stack, "sleep", seconds="30")
+    wait_for_status_page(page, "sleep")
+    page.get_by_text("Cancel…").click()
+    page.get_by_role("button", name="Yes, cancel it").click()
+    expect(page.locator("#state")).to_have_text("Cancelled")
 
 
 def test_markup_typed_into_a_form_stays_text(page: Page, stack: RunningStack) -> None:
@@ -238,11 +279,15 @@ def test_markup_typed_into_a_form_stays_text(page: Page, stack: RunningStack) ->
 
     page.on("dialog", on_dialog)
     payload = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
-    start_from_form(page, stack, "report", month=payload)
-    expect(page.locator("#report-month-error")).to_have_text(
-        "Month must be a month, YYYY-MM, e.g. 2024-02."
-    )
-    expect(page.locator("#report-month")).to_have_value(payload)
+    # A browser without a month picker shows a text field, where anything can be typed.
+    page.goto(stack.url + "/")
+    page.locator("#report-month").evaluate("field => { field.type = 'text'; }")
+    page.locator("#report-month").fill(payload)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Monthly report").click()
+    assert answer.value.status == 400
+    expect(page.locator("#report-month-error")).to_have_text("Month must be a month, YYYY-MM, e.g. 2024-02.")
+    expect(page.locator("#report-month")).to_have_attribute("value", payload)
     expect(page.locator("main script, main img")).to_have_count(0)
 
     # An error page that repeats a part of the URL.
@@ -256,46 +301,6 @@ def test_markup_typed_into_a_form_stays_text(page: Page, stack: RunningStack) ->
     assert dialogs == []
 
 
-def test_screenshots_of_the_start_running_and_done_pages(
-    contexts: Contexts, stack: RunningStack
-) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page = contexts.new_page()
-    start_from_form(page, stack, "sleep", seconds="20")
-    status_url = wait_for_status_page(page, "sleep")
-    try:
-        wait_for_bar_above(page, 15)
-        expect(page.locator("#eta")).to_have_text(re.compile(r"left$"))
-        running = SCREENSHOTS / "status-running.png"
-        page.screenshot(path=running)
-
-        phone = contexts.new_page(viewport=PHONE, is_mobile=True, has_touch=True)
-        phone.goto(status_url)
-        wait_for_bar_above(phone, 15)
-        expect(phone.locator("#eta")).to_have_text(re.compile(r"left$"))
-        phone.screenshot(path=SCREENSHOTS / "status-running-phone.png", full_page=True)
-    finally:
-        cancel_if_running(page, status_url)
-    expect(page.locator("#state")).to_have_text("Cancelled")
-    page.screenshot(path=SCREENSHOTS / "status-cancelled.png")
-
-    with page.expect_download(timeout=30 * SECOND):
-        start_from_form(page, stack, "report", month="2024-02")
-    expect(page.locator("#state")).to_have_text("Done")
-    page.screenshot(path=SCREENSHOTS / "status-done.png")
-
-    # The start page, with the two tasks under "Your recent tasks".
-    page.goto(stack.url + "/")
-    expect(page.locator(".recent li")).to_have_count(2)
-    page.screenshot(path=SCREENSHOTS / "start.png", full_page=True)
-
-    # README's picture is committed: replace it only when asked, so that a test run
-    # leaves the working tree clean.
-    if not DOCS_SCREENSHOT.exists() or os.environ.get("LONGTASK_UPDATE_SCREENSHOTS") == "1":
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copyfile(running, DOCS_SCREENSHOT)
-
-
 def test_the_start_page_lists_my_tasks_and_only_mine(
     contexts: Contexts, stack: RunningStack
 ) -> None:
@@ -306,9 +311,17 @@ def test_the_start_page_lists_my_tasks_and_only_mine(
     mine.goto(stack.url + "/")
     recent = mine.get_by_role("region", name="Your recent tasks")
     expect(recent.get_by_role("listitem")).to_have_count(1)
-    link = recent.get_by_role("link", name="sleep")
+    link = recent.get_by_role("link", name="Sleep")
     expect(link).to_have_attribute("href", status_url.removeprefix(stack.url))
-    expect(recent.locator(".status")).to_have_text("done")
+    expect(recent.locator(".chip")).to_have_text("Done")
+    expect(recent.locator("time")).to_have_text("just now")
+    # The link opens the result page; it does not download again.
+    downloads = watch_downloads(mine)
+    link.click()
+    expect(mine.locator("#state")).to_have_text("Done")
+    assert mine.url == status_url
+    mine.wait_for_timeout(1000)
+    assert downloads == []
 
     someone_else = contexts.new_page()
     someone_else.goto(stack.url + "/")
@@ -350,3 +363,17 @@ def test_a_form_posted_from_another_site_is_refused(page: Page, stack: RunningSt
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_static_files_come_compressed_and_are_kept_for_good(
+    page: Page, stack: RunningStack
+) -> None:
+    loaded = []
+    page.on("response", lambda response: loaded.append(response))
+    page.goto(stack.url + "/")
+    (css,) = [r for r in loaded if "/static/style." in r.url]
+    assert re.search(r"/static/style\.[0-9a-f]{12}\.css$", css.url)
+    headers = css.all_headers()
+    assert headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert headers["content-encoding"] == "gzip"  # Chromium asks for it; it got it
+    assert int(headers["content-length"]) < len(css.body()) / 2

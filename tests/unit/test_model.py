@@ -193,9 +193,11 @@ def test_status_document_has_exactly_the_documented_shape() -> None:
     assert list(doc) == [
         "id", "kind", "status", "done", "parameters", "progress", "attempts",
         "created_at", "started_at", "updated_at", "finished_at",
-        "elapsed_seconds", "eta_seconds", "links", "error",
+        "elapsed_seconds", "eta_seconds", "links", "error", "retry_at",
     ]  # fmt: skip
-    assert list(doc["progress"]) == ["message", "step", "total_steps", "percent"]
+    assert list(doc["progress"]) == [
+        "message", "step", "total_steps", "percent", "rate", "reported_at",
+    ]  # fmt: skip
     assert list(doc["links"]) == ["self", "result", "cancel"]
     assert doc == {
         "id": TASK_ID,
@@ -208,6 +210,8 @@ def test_status_document_has_exactly_the_documented_shape() -> None:
             "step": 3,
             "total_steps": 10,
             "percent": 30.0,
+            "rate": 1.0,
+            "reported_at": "2026-11-28T10:00:04.000Z",
         },
         "attempts": 1,
         "created_at": "2026-11-28T10:00:00.000Z",
@@ -218,6 +222,7 @@ def test_status_document_has_exactly_the_documented_shape() -> None:
         "eta_seconds": 6.0,
         "links": {"self": LINKS.self, "result": None, "cancel": LINKS.cancel},
         "error": None,
+        "retry_at": None,
     }
 
 
@@ -286,8 +291,23 @@ def test_a_queued_task_has_no_start_elapsed_or_eta() -> None:
     assert doc["started_at"] is None
     assert doc["elapsed_seconds"] is None
     assert doc["eta_seconds"] is None
-    assert doc["progress"] == {"message": "", "step": None, "total_steps": None, "percent": None}
+    assert doc["progress"] == {
+        "message": "",
+        "step": None,
+        "total_steps": None,
+        "percent": None,
+        "rate": None,
+        "reported_at": None,
+    }
     assert doc["attempts"] == 0
+
+
+def test_a_task_waiting_for_its_retry_says_when_the_next_attempt_is_due() -> None:
+    failed_once = started(status=Status.ERROR, updated_at=CREATED + 4)
+    assert status_document(failed_once, LINKS, CREATED + 5, retry_delay=8.0)["retry_at"] == (
+        "2026-11-28T10:00:12.000Z"
+    )
+    assert document(started())["retry_at"] is None  # running: no retry is due
 
 
 def test_elapsed_counts_while_running_and_stops_when_finished() -> None:

@@ -46,6 +46,14 @@ STATUS_DOCUMENT: dict[str, Any] = {
                 "step": {"type": ["integer", "null"]},
                 "total_steps": {"type": ["integer", "null"]},
                 "percent": _NULLABLE_NUMBER,
+                "rate": {
+                    **_NULLABLE_NUMBER,
+                    "description": "smoothed steps per second, null until known",
+                },
+                "reported_at": {
+                    **_NULLABLE_STRING,
+                    "description": "when the task last reported progress",
+                },
             },
         },
         "attempts": {"type": "integer", "minimum": 0},
@@ -63,6 +71,10 @@ STATUS_DOCUMENT: dict[str, Any] = {
                 "result": _NULLABLE_STRING,
                 "cancel": _NULLABLE_STRING,
             },
+        },
+        "retry_at": {
+            **_NULLABLE_STRING,
+            "description": "while status is error: when the next attempt is due",
         },
         "error": {
             "oneOf": [

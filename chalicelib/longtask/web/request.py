@@ -20,9 +20,10 @@ def _media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
-def _accept_quality(accept: str, wanted: str) -> float:
-    """How much the Accept header likes `wanted`: the q of its most specific match."""
-    best, best_rank = 0.0, -1
+def _accept_quality(accept: str, wanted: str, least_rank: int = 0) -> float:
+    """How much the Accept header likes `wanted`: the q of its most specific match.
+    With `least_rank` 1, only a match naming the type (or its major type) counts."""
+    best, best_rank = 0.0, least_rank - 1
     major = wanted.split("/", 1)[0]
     for part in accept.split(","):
         pieces = [p.strip() for p in part.split(";")]
@@ -45,6 +46,14 @@ def wants_json(request: Request) -> bool:
         return True
     accept = request.headers.get("accept") or ""
     return _accept_quality(accept, "application/json") > _accept_quality(accept, "text/html")
+
+
+def prefers_html(request: Request) -> bool:
+    """Whether the caller is a browser asking for a page: its Accept names text/html and
+    likes it at least as much as JSON. `*/*` alone (curl, programs) does not count."""
+    accept = request.headers.get("accept") or ""
+    html = _accept_quality(accept, "text/html", least_rank=1)
+    return html > 0 and not wants_json(request)
 
 
 def base_path(request: Request) -> str:

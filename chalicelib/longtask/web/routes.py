@@ -14,6 +14,7 @@ from chalice import Blueprint, Response
 from chalice.app import Request
 
 from ..backends import InvalidCursor
+from ..display import PREVIEW_BYTES, display_of, file_kind, human_size
 from ..model import Links, Status, TaskRecord, status_document
 from ..params import InvalidParams
 from ..progress import poll_interval
@@ -28,7 +29,7 @@ from ..service import (
 )
 from ..settings import ConfigError
 from .openapi import openapi_document
-from .pages import render, render_status, static_file
+from .pages import ResultView, ago, render, render_status
 from .request import (
     OWNER_COOKIE,
     base_path,
@@ -36,6 +37,7 @@ from .request import (
     cross_site,
     idempotency_key,
     owner_of,
+    prefers_html,
     read_parameters,
     wants_json,
 )
@@ -47,6 +49,7 @@ from .responses import (
     json_response,
     redirect,
 )
+from .static import CACHE_FOREVER, static_file
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +167,10 @@ class Routes:
         return error_response(error, wants_json(self.request), mount.base, mount.home)
 
     def _document(self, task: TaskRecord, now: float) -> dict[str, Any]:
-        document = status_document(task, self.mount.task_links(task), now)
+        retry_delay = None
+        if task.status is Status.ERROR:
+            retry_delay = self.service.settings.retry_delay(task.attempts)
+        document = status_document(task, self.mount.task_links(task), now, retry_delay)
         if task.owner != caller_owner(self.request):
             document["links"]["cancel"] = None  # only its owner may cancel a task
         return document
@@ -201,7 +207,10 @@ class Routes:
     ) -> Response:
         owner = caller_owner(self.request)
         now = self.service.clock()
-        recent = [self._document(t, now) for t in self.service.list_tasks(owner, 10, None).tasks]
+        recent = [
+            (self._document(t, now), ago(now - t.created_at))
+            for t in self.service.list_tasks(owner, 10, None).tasks
+        ]
         registry = self.service.registry
         page = self._render(
             "index.html",
@@ -265,17 +274,17 @@ class Routes:
         task = self.service.find(kind, task_id, caller_owner(self.request))
         now = self.service.clock()
         document = self._document(task, now)
+        retry_after = None
+        if not task.is_terminal:
+            retry_after = poll_interval(document["elapsed_seconds"], document["eta_seconds"])
         if wants_json(self.request):
             headers = dict(NO_STORE)
-            if not task.is_terminal:
-                wait = poll_interval(document["elapsed_seconds"], document["eta_seconds"])
-                headers["Retry-After"] = str(wait)
+            if retry_after is not None:
+                headers["Retry-After"] = str(retry_after)
             return json_response(200, document, headers)
-        # A bookmarked status URL leads to the result; the page's own refresh asks
-        # with ?wait=1 and gets a "Done" page that starts the download instead.
-        query: Mapping[str, str] = self.request.query_params or {}
-        waited = query.get("wait") == "1"
-        if task.status is Status.DONE and task.result is not None and not waited:
+        done = task.status is Status.DONE and task.result is not None
+        # People get the result page; programs that follow redirects (curl -L) the file.
+        if done and not prefers_html(self.request):
             return redirect(self.service.result_url(task))
         definition = self.service.definition(kind)
         parameters = [
@@ -289,12 +298,28 @@ class Routes:
             parameters=parameters,
             base=mount.base,
             home=mount.home,
-            refresh=None
-            if task.is_terminal
-            else poll_interval(document["elapsed_seconds"], document["eta_seconds"]),
-            download=waited and task.status is Status.DONE,
+            refresh=retry_after,
+            max_attempts=self.service.settings.max_attempts,
+            result=self._result_view(task) if done else None,
+            start_url=f"{mount.base}/tasks/{quote(kind)}",
+            now=now,
         )
         return html_response(200, page, NO_STORE)
+
+    def _result_view(self, task: TaskRecord) -> ResultView:
+        """What the done page shows of the result: a preview from its first bytes."""
+        assert task.result is not None
+        info = task.result
+        head = self.service.result_head(task, PREVIEW_BYTES)
+        complete = len(head) < PREVIEW_BYTES or info.size == len(head)
+        hook = self.service.definition(task.kind).display_result
+        return ResultView(
+            display=display_of(hook, info.content_type, head, complete),
+            filename=info.filename or "result",
+            kind=file_kind(info.content_type),
+            size=human_size(info.size),
+            download_url=self.service.result_url(task),
+        )
 
     def result(self, kind: str, task_id: str) -> Response:
         task = self.service.find(kind, task_id, caller_owner(self.request))
@@ -367,13 +392,12 @@ class Routes:
         found = static_file(name)
         if found is None:
             raise HttpError(404, "not_found", "there is no such file")
-        text, content_type = found
         return Response(
-            body=text,
+            body=found.text,
             status_code=200,
             headers={
-                "Content-Type": content_type,
-                "Cache-Control": "public, max-age=300",
+                "Content-Type": found.content_type,
+                "Cache-Control": CACHE_FOREVER,
                 "X-Content-Type-Options": "nosniff",
             },
         )
