@@ -29,6 +29,10 @@ REASONS = {
     "ChangeMessageVisibility": "the claim hides the message for one lease, so that a "
     "crashed worker's task is taken over after one lease instead of the queue's "
     "visibility timeout (6 x the worker timeout)",
+    "GetItem": "once a task has ended, the worker reads whether it still holds a place in "
+    "its owner's quota of active tasks",
+    "TransactWriteItems": "that place is given back in one transaction (the task's mark "
+    "and the owner's count), exactly once however often the end is reported",
 }
 
 
@@ -106,7 +110,9 @@ def measure(aws: InProcessAws, real_clock_check: bool) -> OpsResult:
     calls = aws.calls
     interval = float(aws.tasks.settings.progress_interval)
     lifecycles: list[Lifecycle] = []
-    start_floor = Counter({"PutItem": 1, "SendMessage": 1})
+    # A start writes the task with its owner's quota counts (and an idempotency key) in one
+    # transaction, so that concurrent starts can never pass a quota, then queues it.
+    start_floor = Counter({"TransactWriteItems": 1, "SendMessage": 1})
     read_floor = Counter({"GetItem": 1})
     with aws.http_client() as client:
         calls.reset()

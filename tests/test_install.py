@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "chalicelib" / "longtask"
 
 # A host app and its test in one, run by the fresh virtualenv's Python.
-PROBE = """
+PROBE = r"""
+import re
+
 import longtask
 from chalice import Chalice
 from chalice.test import Client
@@ -43,7 +45,10 @@ with Client(app) as client:
     html = page.body.decode()
     assert page.status_code == 200 and 'action="/jobs/tasks/double"' in html, html
     assert "Double it" in html
-    assert client.http.get("/jobs/static/style.css").status_code == 200
+    # The stylesheet the page links to (its name carries a hash of its bytes).
+    stylesheet = re.search(r'href="(/jobs/static/style\.[0-9a-f]+\.css)"', html)
+    assert stylesheet, html
+    assert client.http.get(stylesheet[1]).status_code == 200
 print("ok")
 """
 

@@ -7,7 +7,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 _REQUIRED = object()
@@ -47,6 +47,10 @@ class Param:
 
     def parse(self, raw: Any) -> Any:
         raise NotImplementedError
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of a value the server accepts for this parameter."""
+        return {"type": "string"}
 
     def hint(self) -> str:
         """What the form says under the field: the help text, or the accepted values."""
@@ -96,6 +100,14 @@ def _check_range(value: float, least: float | None, most: float | None) -> None:
         raise ValueError(f"must be at most {most:,}")
 
 
+def _with_range(schema: dict[str, Any], least: float | None, most: float | None) -> dict[str, Any]:
+    if least is not None:
+        schema["minimum"] = least
+    if most is not None:
+        schema["maximum"] = most
+    return schema
+
+
 @dataclass(frozen=True)
 class Integer(Param):
     min: int | None = None
@@ -117,6 +129,9 @@ class Integer(Param):
             value = int(text)
         _check_range(value, self.min, self.max)
         return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return _with_range({"type": "integer"}, self.min, self.max)
 
     def hint(self) -> str:
         return self.help or _range_hint("A whole number", self.min, self.max)
@@ -156,6 +171,9 @@ class Number(Param):
             raise ValueError("must be a finite number")
         _check_range(value, self.min, self.max)
         return value
+
+    def json_schema(self) -> dict[str, Any]:
+        return _with_range({"type": "number"}, self.min, self.max)
 
     def hint(self) -> str:
         return self.help or _range_hint("A number", self.min, self.max)
@@ -197,6 +215,13 @@ class Text(Param):
             self.check(text)
         return text
 
+    def json_schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "maxLength": self.max_length}
+        if self.pattern:
+            # The server strips surrounding white space before it matches.
+            schema["pattern"] = f"^\\s*(?:{self.pattern})\\s*$"
+        return schema
+
     def hint(self) -> str:
         if self.help:
             return self.help
@@ -214,6 +239,9 @@ class Text(Param):
 @dataclass(frozen=True)
 class Boolean(Param):
     default: Any = False
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
 
     def parse(self, raw: Any) -> bool:
         if isinstance(raw, bool):
@@ -237,17 +265,19 @@ _PLAIN_TYPES: dict[type, Callable[[], Param]] = {
 
 
 def declare(spec: Mapping[str, Param | type]) -> dict[str, Param]:
-    """Accepts `{"limit": int}` shorthand beside full `Integer(min=2)` declarations."""
+    """Accepts `{"limit": int}` shorthand beside full `Integer(min=2)` declarations, and
+    gives every parameter its label (from its name where none is given), once."""
     declared: dict[str, Param] = {}
     for name, kind in spec.items():
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
             raise ValueError(f"parameter name {name!r}: use lower case letters, digits and _")
         if isinstance(kind, Param):
-            declared[name] = kind
+            param = kind
         elif kind in _PLAIN_TYPES:
-            declared[name] = _PLAIN_TYPES[kind]()
+            param = _PLAIN_TYPES[kind]()
         else:
             raise TypeError(f"parameter {name!r}: {kind!r} is not a Param or int/float/str/bool")
+        declared[name] = replace(param, label=param.label or name.replace("_", " ").capitalize())
     return declared
 
 

@@ -36,7 +36,7 @@ def test_quick_bench_prints_and_writes_every_table(tmp_path: Path) -> None:
             assert f"## {title}" in text
         assert "**failed**" not in text and "| failed" not in text
         # A few figures that must come out of the run, not a template.
-        assert "| start | 1 PutItem + 1 SendMessage |" in text
+        assert "| start | 1 SendMessage + 1 TransactWriteItems |" in text
         assert "| status poll (JSON, not done) | 1 GetItem |" in text
         assert "deployment.zip |" in text and "not built" not in text
         # A steady task's estimate is exact wherever the stored progress first passes 25 %.

@@ -286,7 +286,9 @@ def test_markup_typed_into_a_form_stays_text(page: Page, stack: RunningStack) ->
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Monthly report").click()
     assert answer.value.status == 400
-    expect(page.locator("#report-month-error")).to_have_text("Month must be a month, YYYY-MM, e.g. 2024-02.")
+    expect(page.locator("#report-month-error")).to_have_text(
+        "Month must be a month, YYYY-MM, e.g. 2024-02."
+    )
     expect(page.locator("#report-month")).to_have_attribute("value", payload)
     expect(page.locator("main script, main img")).to_have_count(0)
 

@@ -327,9 +327,11 @@ def test_shorthand_types_become_declared_params() -> None:
     }
 
 
-def test_full_declarations_are_kept_as_given() -> None:
+def test_full_declarations_are_kept_as_given_with_a_label_from_the_name() -> None:
     limit = Integer(min=2)
-    assert declare({"limit": limit})["limit"] is limit
+    assert declare({"limit": limit})["limit"] == Integer(min=2, label="Limit")
+    assert declare({"fail_times": Integer(label="Fail")})["fail_times"].label == "Fail"
+    assert declare({"fail_times": int})["fail_times"].label == "Fail times"
 
 
 @pytest.mark.parametrize("kind", [list, dict, object, "int", None])

@@ -194,7 +194,7 @@ def test_shorthand_params_become_declared_params() -> None:
 def test_full_params_are_kept() -> None:
     limit = Integer(min=2, max=50_000_000)
     definition = TaskRegistry().add("primes", count_primes, params={"limit": limit})
-    assert definition.params == {"limit": limit}
+    assert definition.params == {"limit": Integer(min=2, max=50_000_000, label="Limit")}
 
 
 def test_no_params_means_none() -> None:

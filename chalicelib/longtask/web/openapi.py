@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..params import Boolean, Integer, Number, Param, Text
+from ..model import ID_PATTERN, Status
+from ..params import Param
 from ..tasks import TaskDefinition
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
@@ -30,11 +31,11 @@ STATUS_DOCUMENT: dict[str, Any] = {
         "error",
     ],
     "properties": {
-        "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+        "id": {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$"},
         "kind": {"type": "string"},
         "status": {
             "type": "string",
-            "enum": ["ready", "started", "error", "done", "failed", "cancelled"],
+            "enum": [status.value for status in Status],
         },
         "done": {"type": "boolean"},
         "parameters": {"type": "object"},
@@ -118,25 +119,7 @@ TASK_LIST: dict[str, Any] = {
 
 def param_schema(param: Param, form: bool = False) -> dict[str, Any]:
     """The JSON schema of one declared parameter, in a JSON body or (`form`) a form."""
-    schema: dict[str, Any]
-    if isinstance(param, Integer):
-        schema = {"type": "integer"}
-    elif isinstance(param, Number):
-        schema = {"type": "number"}
-    elif isinstance(param, Boolean):
-        schema = {"type": "boolean"}
-    else:
-        schema = {"type": "string"}
-    if isinstance(param, Integer | Number):
-        if param.min is not None:
-            schema["minimum"] = param.min
-        if param.max is not None:
-            schema["maximum"] = param.max
-    if isinstance(param, Text):
-        schema["maxLength"] = param.max_length
-        if param.pattern:
-            # The server strips surrounding white space before it matches.
-            schema["pattern"] = f"^\\s*(?:{param.pattern})\\s*$"
+    schema = param.json_schema()
     if not param.required:
         # An optional parameter sent blank (an empty form field), or null in JSON, is
         # left out, so it takes its default: the server accepts both.

@@ -288,7 +288,7 @@ class Routes:
             return redirect(self.service.result_url(task))
         definition = self.service.definition(kind)
         parameters = [
-            (param.label or name.replace("_", " ").capitalize(), task.params.get(name))
+            (param.label or name, task.params.get(name))
             for name, param in definition.params.items()
         ]
         mount = self.mount
