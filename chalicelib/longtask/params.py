@@ -264,6 +264,12 @@ _PLAIN_TYPES: dict[type, Callable[[], Param]] = {
 }
 
 
+def default_label(name: str) -> str:
+    """What a parameter is called where its declaration gives no label: "fail_times" →
+    "Fail times"."""
+    return name.replace("_", " ").capitalize()
+
+
 def declare(spec: Mapping[str, Param | type]) -> dict[str, Param]:
     """Accepts `{"limit": int}` shorthand beside full `Integer(min=2)` declarations, and
     gives every parameter its label (from its name where none is given), once."""
@@ -277,7 +283,7 @@ def declare(spec: Mapping[str, Param | type]) -> dict[str, Param]:
             param = _PLAIN_TYPES[kind]()
         else:
             raise TypeError(f"parameter {name!r}: {kind!r} is not a Param or int/float/str/bool")
-        declared[name] = replace(param, label=param.label or name.replace("_", " ").capitalize())
+        declared[name] = replace(param, label=param.label or default_label(name))
     return declared
 
 

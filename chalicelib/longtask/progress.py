@@ -100,25 +100,29 @@ def estimate_eta(
     since = max(now - reported_at, 0.0)
     if since > max(_STALL_FACTOR * step_time, _STALL_GRACE_SECONDS):
         return None
-    # The step under way may run late; the steps after it still take their time.
-    eta = max(remaining * step_time - since, (remaining - 1) * step_time)
+    # The record shows the last step written, and writes grow sparse as a task ages: at
+    # the usual rate the task has gone on since, so the time since counts off the rest.
+    # (A step that runs late makes this short; past the stall rule above it is None.)
+    eta = max(remaining * step_time - since, 0.0)
     return round(eta, 1)
 
 
-# A page polls as a fraction of the task's age, so a 60 s task costs about ten
-# requests however long it runs; when the estimate says the end is nearer, the next
-# poll lands on the first whole second after it, so "done" shows about a second late.
+# With an estimate a client asks at half the time left, so it asks rarely in the middle
+# of a long task, and once the end is near, on the first whole second after it, so
+# "done" shows about a second late. Without one it asks as a share of the task's age, at
+# most every 10 s: a task that cannot say when it ends is still seen to end soon.
 _POLL_SHARE_OF_AGE = 0.6
+_NEAR_END_SECONDS = 10
 _MAX_POLL_SECONDS = 30
+_MAX_BLIND_POLL_SECONDS = 10
 
 
 def poll_interval(elapsed_seconds: float | None, eta_seconds: float | None = None) -> int:
-    """Seconds a client should wait before asking again (Retry-After): 1 s for the first
-    two seconds, then 0.6 x the task's age up to 30 s, or sooner when the estimate
-    says it ends sooner."""
+    """Seconds a client should wait before asking again (Retry-After)."""
+    if eta_seconds is not None and elapsed_seconds:
+        if eta_seconds > _NEAR_END_SECONDS:
+            return int(min(eta_seconds / 2, _MAX_POLL_SECONDS))
+        return math.floor(max(eta_seconds, 0.0)) + 1
     if not elapsed_seconds or elapsed_seconds < _MIN_AGE_SECONDS:
         return 1
-    wait = min(max(round(_POLL_SHARE_OF_AGE * elapsed_seconds), 1), _MAX_POLL_SECONDS)
-    if eta_seconds is not None:
-        wait = min(wait, math.floor(max(eta_seconds, 0.0)) + 1)
-    return wait
+    return min(max(round(_POLL_SHARE_OF_AGE * elapsed_seconds), 1), _MAX_BLIND_POLL_SECONDS)

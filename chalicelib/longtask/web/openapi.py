@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import ID_PATTERN, Status
-from ..params import Param
+from ..params import Param, default_label
 from ..tasks import TaskDefinition
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
@@ -117,7 +117,7 @@ TASK_LIST: dict[str, Any] = {
 }
 
 
-def param_schema(param: Param, form: bool = False) -> dict[str, Any]:
+def param_schema(name: str, param: Param, form: bool = False) -> dict[str, Any]:
     """The JSON schema of one declared parameter, in a JSON body or (`form`) a form."""
     schema = param.json_schema()
     if not param.required:
@@ -128,8 +128,10 @@ def param_schema(param: Param, form: bool = False) -> dict[str, Any]:
             "anyOf": [schema, *blank, *([] if form else [{"type": "null"}])],
             "default": param.default,
         }
-    if param.help or param.label:
-        schema["description"] = param.help or param.label
+    # A label that only repeats the name says nothing a program does not know.
+    said = param.label if param.label and param.label != default_label(name) else None
+    if param.help or said:
+        schema["description"] = param.help or said
     if param.example:
         schema["examples"] = [param.example]
     return schema
@@ -209,7 +211,9 @@ def _start(definition: TaskDefinition) -> dict[str, Any]:
     def body_schema(form: bool) -> dict[str, Any]:
         return {
             "type": "object",
-            "properties": {name: param_schema(p, form) for name, p in definition.params.items()},
+            "properties": {
+                name: param_schema(name, p, form) for name, p in definition.params.items()
+            },
             "required": required,
             # Unknown names are refused (a typo is not silently ignored); names that start
             # with "_" (a form's one-time token, its submit button) are dropped.

@@ -213,8 +213,10 @@
     } else if (d.status === "started") {
       var e = estimate(Date.now());
       if (d.eta_seconds === null) {
-        // No estimate during the first two seconds: ask again when there will be one.
-        wait = d.elapsed_seconds !== null && d.elapsed_seconds < 2 ? 2.5 - d.elapsed_seconds : 1;
+        // No estimate during the first two seconds: ask again when there will be one;
+        // later, a task that cannot say when it ends is asked as the server says.
+        wait = d.elapsed_seconds !== null && d.elapsed_seconds < 2 ? 2.5 - d.elapsed_seconds
+                                                                   : bound;
       } else if (e.eta > NEAR_END_SECONDS) {
         wait = Math.min(e.eta / 2, MID_POLL_SECONDS);
         overdue = 0;
