@@ -178,6 +178,7 @@ def test_a_bookmarked_status_url_works_in_a_fresh_browser_while_running_and_afte
     contexts: Contexts, stack: RunningStack
 ) -> None:
     owner = contexts.new(permissions=["clipboard-read", "clipboard-write"]).new_page()
+    owner_downloads = watch_downloads(owner)
     start_from_form(owner, stack, "sleep", seconds="2")
     status_url = wait_for_status_page(owner, "sleep")
 
@@ -195,8 +196,10 @@ def test_a_bookmarked_status_url_works_in_a_fresh_browser_while_running_and_afte
     assert downloaded_json(moved_on.value) == {"slept": 2}
     expect(friend.locator("#state")).to_have_text("Done")
 
-    # The owner's page, done too, hands out the same address with its Copy link button.
+    # The owner's page, done too, hands out the same address with its Copy link button
+    # (once the download it started by itself at the end is under way).
     expect(owner.locator("#state")).to_have_text("Done")
+    wait_until(lambda: owner_downloads, 20, "the owner page's own download")
     owner.get_by_role("button", name="Copy link").click()
     expect(owner.get_by_role("button", name="Copied")).to_be_visible()
     assert owner.evaluate("navigator.clipboard.readText()") == status_url

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import requests
 
-from chalicelib.longtask.model import TERMINAL
+from chalicelib.longtask.model import TERMINAL, is_task_id
 from chalicelib.longtask.queue import encode_message
 from dev.local.stack import WORKER_MIN_LIFE, child_environment
 from dev.local.worker import POLL_SECONDS
@@ -471,6 +471,8 @@ def scan(stack: RunningStack) -> dict[str, dict[str, Any]]:
     )
     for page in pages:
         for item in page["Items"]:
+            if not is_task_id(item["id"]["S"]):
+                continue  # the table also keeps quota counts, keys and checkpoints
             items[item["id"]["S"]] = {
                 "status": item["status"]["S"],
                 "attempts": int(item.get("attempts", {"N": "0"})["N"]),
