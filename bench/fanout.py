@@ -62,12 +62,12 @@ def measure_wall(
     results = []
     with LocalStack(workers, log_dir) as stack:
         for count in parts:
+            started = time.monotonic()
             status, document = stack.request(
                 "POST", "/tasks/primes", {"limit": limit, "parts": count}
             )
             if status != 202:
                 raise StackError(f"start answered {status}: {document}")
-            started = time.monotonic()
             path = document["links"]["self"]
             while True:
                 status, document = stack.request("GET", path)

@@ -296,6 +296,8 @@ class InProcessAws:
     def __enter__(self) -> InProcessAws:
         from moto import mock_aws
 
+        from dev.local.moto_server import make_dynamodb_writes_atomic
+
         self._saved_environ = dict(os.environ)
         os.environ.pop("AWS_ENDPOINT_URL", None)
         os.environ.update(
@@ -305,6 +307,9 @@ class InProcessAws:
             AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         )
+        # As the local stack's moto server: atomic item writes, and transactions that copy
+        # the items they touch rather than the whole table (moto's own grows with it).
+        make_dynamodb_writes_atomic()
         self._mock = mock_aws()
         self._mock.start()
         try:
