@@ -260,7 +260,7 @@ def section(runs: list[StackRun], cpus: int | None = os.cpu_count()) -> Section:
         "column compares the stack with that cap (the API server, the workers and the load "
         "generator share the same cores with moto).",
         f"done → seen: clients poll every {PACED_POLL_SECONDS * 1000:g} ms, so about half "
-        "of that is the poll period; a browser following Retry-After waits 1 to 5 s.",
+        "of that is the poll period; a browser follows the polling schedule below.",
     ]
     for run in runs:
         if run.anomalies:
