@@ -180,7 +180,7 @@ def section(result: FanoutResult) -> Section:
     method = (
         f"A fresh local stack (`python -m dev.local`) with {result.workers} workers runs "
         f"`primes limit={result.limit:,}` with each parts count in turn; the time is from "
-        "the start's answer to the first poll (every 0.1 s) that sees it done. The operations "
+        "the start request to the first poll (every 0.1 s) that sees it done. The operations "
         f"per part come from two runs of `primes limit=100,000` on in-process moto, with "
         f"{result.parts_counted} parts and with one, counted with a botocore hook on the "
         "app's clients and on the event source's; the difference divided by the parts."
