@@ -25,11 +25,6 @@ from .web.routes import Routes
 log = logging.getLogger(__name__)
 
 
-# After these the task may have ended (DROPPED: a delivery that found it ended, or that
-# failed it for good): its owner's active place is given back, at most once.
-_MAY_HAVE_ENDED = frozenset({Outcome.DONE, Outcome.FAILED, Outcome.CANCELLED, Outcome.DROPPED})
-
-
 class RetryLater(Exception):
     """Leaves the SQS message on the queue: it comes back after the visibility we set.
 
@@ -187,6 +182,7 @@ class LongTasks:
                 backends.results,
                 self.settings,
                 clock=self.clock,
+                on_end=self.service.settle,
             )
         return self._runner
 
@@ -208,8 +204,6 @@ class LongTasks:
                 continue
             outcome = handle(task_id, record.receipt_handle, remaining)
             log.info("task %s: %s", task_id, outcome.value)
-            if outcome in _MAY_HAVE_ENDED:
-                self.service.settle(task_id)
             if outcome.keeps_message:
                 kept.append(task_id)
         if kept:

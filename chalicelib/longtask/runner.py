@@ -63,6 +63,9 @@ class Runner:
     results: ResultStore
     settings: Settings
     clock: Callable[[], float] = time.time
+    # Called with the id of an owner's task that has ended, so that its place in the
+    # owner's quota is given back (LongTasks wires the service's `settle`).
+    on_end: Callable[[str], None] | None = None
 
     def run(
         self,
@@ -88,8 +91,8 @@ class Runner:
             task, self.store, self.queue, receipt_handle, lease, self.clock, visible_at=now + lease
         )
         outcome = self._run_attempt(attempt, now, invocation)
-        if task.parent is not None and outcome in _ENDS_A_PART:
-            self._report_part(task)  # it has ended: only its map and place matter here
+        if outcome in _ENDS_A_PART:
+            self._ended(task)
         return outcome
 
     def _run_attempt(self, attempt: Attempt, now: float, invocation: float | None) -> Outcome:
@@ -193,10 +196,10 @@ class Runner:
         except Conflict as exc:
             current = exc.current
         if current is None or current.is_terminal:
-            if current is not None and current.parent is not None:
-                # It may have ended without telling its parent (a crash in between):
-                # telling it again is harmless.
-                self._report_part(current)
+            if current is not None:
+                # It may have ended without saying so (a crash in between): saying it
+                # again is harmless.
+                self._ended(current)
             return Outcome.DROPPED
         if current.status is Status.STARTED and current.lease_is_live(now):
             return Outcome.RETRY  # a duplicate delivery while another worker runs it
@@ -316,8 +319,7 @@ class Runner:
             )
         except Conflict:
             return False
-        if task.parent is not None:
-            self._report_part(task.evolve(status=Status.FAILED))
+        self._ended(task.evolve(status=Status.FAILED))
         return True
 
     def dead_letter(self, task_id: str) -> Outcome:
@@ -333,6 +335,8 @@ class Runner:
         now = self.clock()
         task = self.store.get(task_id)
         if task is None or task.is_terminal:
+            if task is not None:
+                self._ended(task)
             return Outcome.DROPPED
         if task.status is Status.STARTED and task.lease_is_live(now):
             return Outcome.RETRY  # still running under a live lease: look again later
@@ -385,6 +389,14 @@ class Runner:
         now = self.clock()
         cancelled = {"status": Status.CANCELLED, "finished_at": now, "updated_at": now}
         return Outcome.CANCELLED if attempt.write_if_ours(cancelled) else Outcome.DROPPED
+
+    def _ended(self, task: TaskRecord) -> None:
+        """Says that `task` has ended to whoever keeps count: a part to its map, an
+        owner's task to the owner's quota. Both are idempotent."""
+        if task.parent is not None:
+            self._report_part(task)
+        elif task.owner is not None and self.on_end is not None:
+            self.on_end(task.id)
 
     def _report_part(self, part: TaskRecord) -> None:
         """Counts an ended part in its map (once, however often it is reported), shows
