@@ -65,8 +65,8 @@ def _start(stack: LocalStack) -> dict[str, Any]:
 
 def _raw_rate(stack: LocalStack, pairs: int) -> float:
     """PutItem (an item like the app's) + SendMessage (a queue of its own), CLIENTS threads."""
+    from chalicelib.longtask.aws.codec import record_to_item
     from chalicelib.longtask.model import Status, TaskRecord, new_task_id
-    from chalicelib.longtask.store import record_to_item
 
     table = stack.settings["LONGTASK_TABLE"]
     setup = stack.client("sqs")

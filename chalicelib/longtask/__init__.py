@@ -2,24 +2,43 @@
 
 from .backends import Backends
 from .display import ResultDisplay
+from .errors import (
+    AlreadyFinished,
+    ConfigError,
+    InvalidParams,
+    KeyReused,
+    LongtaskError,
+    QuotaExceeded,
+    TaskCancelled,
+    TaskGone,
+    TaskNotFound,
+    UnknownKind,
+)
 from .longtasks import LongTasks
-from .params import Boolean, Integer, InvalidParams, Number, Param, Text
-from .settings import ConfigError, Settings
-from .tasks import File, TaskCancelled, TaskContext
+from .params import Boolean, Integer, Number, Param, Text
+from .settings import Settings
+from .tasks import File, TaskContext
 
 __all__ = [
+    "AlreadyFinished",
     "Backends",
     "Boolean",
     "ConfigError",
     "File",
     "Integer",
     "InvalidParams",
+    "KeyReused",
     "LongTasks",
+    "LongtaskError",
     "Number",
     "Param",
+    "QuotaExceeded",
     "ResultDisplay",
     "Settings",
     "TaskCancelled",
     "TaskContext",
+    "TaskGone",
+    "TaskNotFound",
     "Text",
+    "UnknownKind",
 ]

@@ -7,15 +7,17 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .backends import Clock, Conflict, Expect, TaskQueue, TaskStore
+from .backends import Clock, Expect, TaskQueue, TaskStore
+from .errors import Conflict
 from .model import Status, TaskRecord
 
 log = logging.getLogger(__name__)
 
 
-def running(attempt: int) -> Expect:
-    """The state every write of a running attempt requires: still ours, not cancelled."""
-    return Expect(statuses=frozenset({Status.STARTED}), attempts=attempt)
+def running(attempt: int, target: Status = Status.STARTED) -> Expect:
+    """What every write of a running attempt requires: the task still holds this
+    attempt's lease (not cancelled, not taken over), and may move to `target`."""
+    return Expect.into(target, attempts=attempt, leased=True)
 
 
 class Attempt:
@@ -48,7 +50,8 @@ class Attempt:
 
     def write(self, changes: Mapping[str, Any]) -> TaskRecord:
         """Writes `changes` if this attempt still holds the task, else raises Conflict."""
-        return self.store.update(self.task.id, changes, running(self.number))
+        target = changes.get("status", Status.STARTED)
+        return self.store.update(self.task.id, changes, running(self.number, target))
 
     def write_if_ours(self, changes: Mapping[str, Any]) -> bool:
         """Writes `changes` if this attempt still holds the task; False if it lost it.

@@ -7,32 +7,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .attempt import Attempt
-from .backends import Conflict
+from .errors import Conflict, HandOff, LostClaim, OutOfTime, OverTimeLimit, TaskCancelled
 from .fanout import Fanout
 from .model import Progress, Status
 from .progress import ProgressThrottle, update_rate
-from .tasks import TaskCancelled
 
 # A large checkpoint lives in an item beside the task record, which DynamoDB caps at 400 KB.
 MAX_CHECKPOINT_BYTES = 64 * 1024
-
-
-# Raised inside the task's call stack to unwind it; BaseException so that a
-# task's `except Exception` cannot swallow them.
-class OutOfTime(BaseException):
-    """The invocation is nearly over and the task has no checkpoint to continue from."""
-
-
-class HandOff(BaseException):
-    """The invocation is nearly over: continue from the checkpoint in the next one."""
-
-
-class OverTimeLimit(BaseException):
-    """The task has run longer than its kind's max_seconds."""
-
-
-class LostClaim(BaseException):
-    """Another worker took the task over (this one was silent past its lease)."""
 
 
 class RunContext:

@@ -11,7 +11,6 @@ results. The waiting parent holds no worker: the part that finishes last queues 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import importlib
@@ -19,7 +18,10 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .backends import Clock, Conflict, ResultStore, TaskQueue, TaskStore
+from .backends import Clock, ResultStore, TaskQueue, TaskStore
+from .backends.keys import large_value_key, operation_key, part_id, part_result_key
+from .encoding import compact_json
+from .errors import Conflict, PartFailed, WaitForParts
 from .model import ErrorInfo, Status, TaskRecord
 
 MAX_PARTS = 1000
@@ -31,40 +33,16 @@ INLINE_ITEM_BYTES = 512
 _LARGE_READ = 256 * 1024 * 1024
 
 
-class WaitForParts(BaseException):
-    """The parent ends its invocation until its parts have finished (a BaseException so
-    that a task's own `except Exception` cannot swallow it)."""
-
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__(f"{done} of {total} parts done")
-        self.done = done
-        self.total = total
-
-
-class PartFailed(Exception):
-    """Parts of a map failed for good; the task fails without another attempt, since
-    every attempt would replay the same failed parts."""
-
-    final = True
-
-
 def map_key(task_id: str, number: int) -> str:
-    return f"{task_id}#map{number}"
-
-
-def part_id(key: str, index: int) -> str:
-    """The id of part `index` of the map `key`: derived, so a replay finds the same
-    parts; as unguessable as the task id it derives from."""
-    digest = hashlib.sha256(f"{key}:{index}".encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:22]
+    return operation_key(task_id, f"map{number}")
 
 
 def _result_key(key: str, index: int) -> str:
-    return f"{key}#result{index}"
+    return part_result_key(key, index)
 
 
 def _step_key(task_id: str, name: str) -> str:
-    return f"{task_id}#step:{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+    return operation_key(task_id, f"step:{hashlib.sha256(name.encode()).hexdigest()[:32]}")
 
 
 def function_ref(fn: Callable[..., Any]) -> str:
@@ -90,7 +68,7 @@ def resolve(ref: str) -> Callable[..., Any]:
 
 def _encode(value: Any) -> str:
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return compact_json(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"items and results of ctx.map must be JSON values: {exc}") from exc
 
@@ -266,8 +244,7 @@ class Fanout:
         return stored.get("value")
 
     def _put_large(self, key: str, what: str, text: str) -> str:
-        digest = hashlib.sha256(f"{key}:{what}".encode()).hexdigest()[:40]
-        object_key = f"results/parts/{digest}"
+        object_key = large_value_key(key, what)
         self.results.put(
             object_key, text.encode(), "application/json", f"{what}.json", self.task.id, 0
         )

@@ -11,11 +11,13 @@ from typing import Any
 from chalice import Chalice
 from chalice.app import SQSEvent
 
+from .aws import aws_backends
+from .aws.queue import decode_message
 from .backends import Backends, Clock
 from .display import DisplayHook
+from .errors import RetryLater
 from .model import TaskRecord, is_task_id
 from .params import Param
-from .queue import decode_message
 from .runner import Outcome, Runner
 from .service import TaskService
 from .settings import EventSources, Settings
@@ -23,14 +25,6 @@ from .tasks import TaskFunction, TaskRegistry
 from .web.routes import Routes
 
 log = logging.getLogger(__name__)
-
-
-class RetryLater(Exception):
-    """Leaves the SQS message on the queue: it comes back after the visibility we set.
-
-    The worker reads one message per invocation (batch size 1), so raising can
-    never make another task of the same batch run again.
-    """
 
 
 class LongTasks:
@@ -209,29 +203,3 @@ class LongTasks:
         if kept:
             raise RetryLater(f"task(s) {', '.join(kept)} will be delivered again")
 
-
-def aws_backends(settings: Settings) -> Backends:
-    """DynamoDB, SQS and S3 from the settings' names (ConfigError naming what is unset)."""
-    import boto3
-    from botocore.config import Config
-
-    from .queue import SqsTaskQueue
-    from .results import S3ResultStore
-    from .store import DynamoTaskStore
-
-    table, queue, bucket = (settings.resource(n) for n in ("table", "queue", "bucket"))
-
-    def client(service: str) -> Any:
-        config = Config(
-            retries={"mode": "standard"},
-            signature_version="s3v4" if service == "s3" else None,
-            s3={"addressing_style": "path"} if settings.endpoint_url else {},
-        )
-        session: Any = boto3.session.Session()
-        return session.client(service, endpoint_url=settings.endpoint_url, config=config)
-
-    return Backends(
-        DynamoTaskStore(client("dynamodb"), table, settings.retention_days * 86400),
-        SqsTaskQueue(client("sqs"), queue),
-        S3ResultStore(client("s3"), bucket),
-    )

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from .backends import Backends
+from .errors import NotFailed, TaskNotFound
 from .model import iso
-from .service import NotFailed, TaskNotFound, TaskService
+from .service import TaskService
 from .settings import ConfigError, Settings
 from .tasks import TaskRegistry
 
@@ -71,7 +72,7 @@ def main(
     try:
         settings = Settings.from_env()
         if backends is None:
-            from .longtasks import aws_backends
+            from .aws import aws_backends
 
             backends = aws_backends
         made = backends(settings)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import InvalidParams
+
 _REQUIRED = object()
 # Longer raw values are refused before any parsing, so that e.g. a megabyte of
 # digits costs nothing.
@@ -19,14 +21,6 @@ _MAX_RAW_NUMBER_CHARS = 40
 # a read unit and about one write unit. Declared fields (numbers, flags, short texts)
 # fit easily; a large input belongs in S3, passed by its key.
 MAX_PARAMS_BYTES = 1024
-
-
-class InvalidParams(ValueError):
-    """One or more parameters are wrong; `fields` maps each name to what is wrong."""
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {problem}" for name, problem in fields.items()))
-        self.fields = fields
 
 
 @dataclass(frozen=True)

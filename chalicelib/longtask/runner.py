@@ -12,12 +12,22 @@ from enum import StrEnum
 from typing import Any
 
 from .attempt import Attempt
-from .backends import Conflict, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
-from .context import HandOff, LostClaim, OutOfTime, OverTimeLimit, RunContext
-from .fanout import Fanout, WaitForParts, part_id
+from .backends import Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
+from .backends.keys import part_id
+from .context import RunContext
+from .errors import (
+    Conflict,
+    HandOff,
+    LostClaim,
+    OutOfTime,
+    OverTimeLimit,
+    TaskCancelled,
+    WaitForParts,
+)
+from .fanout import Fanout
 from .model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
-from .tasks import EncodedResult, TaskCancelled, TaskRegistry, download_name, encode_result
+from .tasks import EncodedResult, TaskRegistry, download_name, encode_result
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +191,13 @@ class Runner:
         }
         limit = self.settings.max_attempts
         try:
+            # Waiting (never claimed, or after a failed attempt), or started by a worker
+            # that died (crash or Lambda timeout) and let its lease run out.
             return self.store.update(
                 task_id,
                 fresh,
-                Expect(statuses=frozenset({Status.READY, Status.ERROR}), attempts_below=limit),
-                # The worker of the last attempt died (crash or Lambda timeout).
-                Expect(
-                    statuses=frozenset({Status.STARTED}),
-                    lease_expired_by=now,
-                    resume=False,
-                    attempts_below=limit,
+                Expect.into(
+                    Status.STARTED, attempts_below=limit, lease_expired_by=now, resume=False
                 ),
             )
         except Conflict as exc:
@@ -208,11 +215,7 @@ class Runner:
                 return self.store.update(
                     task_id,
                     {"lease_until": now + lease, "updated_at": now, "resume": False},
-                    Expect(
-                        statuses=frozenset({Status.STARTED}),
-                        attempts=current.attempts,
-                        resume=True,
-                    ),
+                    Expect.into(Status.STARTED, attempts=current.attempts, resume=True),
                 )
             except Conflict:
                 return Outcome.DROPPED  # another delivery took the continuation
@@ -310,12 +313,8 @@ class Runner:
             self.store.update(
                 task.id,
                 _failed(error, now),
-                Expect(statuses=frozenset({Status.READY, Status.ERROR}), attempts=task.attempts),
-                Expect(
-                    statuses=frozenset({Status.STARTED}),
-                    attempts=task.attempts,
-                    lease_expired_by=now,
-                ),
+                # Whichever it is in, as long as no live lease holds it.
+                Expect.into(Status.FAILED, attempts=task.attempts, lease_expired_by=now),
             )
         except Conflict:
             return False
@@ -346,7 +345,7 @@ class Runner:
                 self.store.update(
                     task.id,
                     {"requeues": Increment(1), "updated_at": now},
-                    Expect(statuses=frozenset({task.status}), attempts=task.attempts),
+                    Expect.still(task),
                 )
             except Conflict:
                 return Outcome.RETRY  # it moved meanwhile: look again
@@ -417,7 +416,7 @@ class Runner:
             self.store.update(
                 parent_id,
                 {"progress": progress, "updated_at": now},
-                Expect(statuses=frozenset({Status.STARTED}), step_below=count),
+                Expect.into(Status.STARTED, step_below=count),
             )
         following = window + count - 1
         if window < total and following < total:

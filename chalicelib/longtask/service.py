@@ -12,74 +12,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .backends import (
-    Admission,
-    Backends,
-    Clock,
+from .backends import Admission, Backends, Clock, Expect, Page
+from .errors import (
+    AlreadyFinished,
     Conflict,
-    Expect,
     InvalidCursor,
+    KeyReused,
+    NotFailed,
     OverQuota,
-    Page,
+    QuotaExceeded,
     Repeated,
+    TaskGone,
+    TaskNotFound,
+    UnknownKind,
 )
-from .model import ErrorInfo, Status, TaskRecord, is_task_id, new_task_id, sources_of
+from .model import ErrorInfo, Status, TaskRecord, is_task_id, new_task_id
 from .params import validate
 from .settings import Settings
 from .tasks import TaskDefinition, TaskRegistry
 
 log = logging.getLogger(__name__)
-
-
-class UnknownKind(LookupError):
-    """No task of this kind is declared."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"there is no task kind {kind!r}")
-        self.kind = kind
-
-
-class TaskNotFound(LookupError):
-    """No such task, or not one the caller may see (the two look the same)."""
-
-
-class TaskGone(LookupError):
-    """The task was kept for its retention and is past it."""
-
-
-class AlreadyFinished(Exception):
-    """The task has ended; `task` is how it ended."""
-
-    def __init__(self, task: TaskRecord) -> None:
-        super().__init__(f"the task is already {task.status.value}")
-        self.task = task
-
-
-class QuotaExceeded(Exception):
-    """A start over one of the owner's quotas: `limit` names the setting, `allowed` its
-    value, `retry_after` the seconds after which trying again may succeed."""
-
-    def __init__(self, limit: str, allowed: int, retry_after: int) -> None:
-        super().__init__(f"over the quota {limit} ({allowed})")
-        self.limit = limit
-        self.allowed = allowed
-        self.retry_after = retry_after
-
-
-class KeyReused(Exception):
-    """An idempotency key that started `task` with other parameters."""
-
-    def __init__(self, task: TaskRecord) -> None:
-        super().__init__("this key already started a task with other parameters")
-        self.task = task
-
-
-class NotFailed(Exception):
-    """Only a failed task can be retried; `task` is how it is now."""
-
-    def __init__(self, task: TaskRecord) -> None:
-        super().__init__(f"the task is {task.status.value}, not failed")
-        self.task = task
 
 
 @dataclass(frozen=True)
@@ -171,7 +123,7 @@ class TaskService:
             now=now,
             key=key_of(owner, idempotency_key) if idempotency_key is not None else None,
             fingerprint=fingerprint(kind, params),
-            remember_until=int(now + settings.retention_days * 86400),
+            remember_until=int(now + settings.retention_seconds),
         )
         try:
             return Start(self._start(kind, params, owner, admission))
@@ -204,7 +156,7 @@ class TaskService:
         admission = None
         if task.owner is not None:
             now = self.clock()
-            until = int(now + self.settings.retention_days * 86400)
+            until = int(now + self.settings.retention_seconds)
             admission = Admission(task.owner, sys.maxsize, sys.maxsize, now, remember_until=until)
         return self._start(task.kind, dict(task.params), task.owner, admission)
 
@@ -231,7 +183,7 @@ class TaskService:
             created_at=now,
             updated_at=now,
             owner=owner,
-            expires_at=int(now + self.settings.retention_days * 86400),
+            expires_at=int(now + self.settings.retention_seconds),
         )
         backends = self.backends
         if admission is None:
@@ -252,6 +204,7 @@ class TaskService:
                         "QueueError", "the task could not be queued; start it again"
                     ),
                 },
+                Expect.into(Status.FAILED),
             )
             self.settle(task.id)
             raise
@@ -306,7 +259,7 @@ class TaskService:
             cancelled = self.backends.store.update(
                 task.id,
                 {"status": Status.CANCELLED, "finished_at": now, "updated_at": now},
-                Expect(statuses=sources_of(Status.CANCELLED)),
+                Expect.into(Status.CANCELLED),
             )
         except Conflict as exc:
             raise AlreadyFinished(exc.current or task) from None

@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .errors import ConfigError
+
 # Lambda's own limit; the lease default is "worker timeout + 30" and without a
 # Lambda context (tests, local tools) we assume the longest possible invocation.
 _MAX_LAMBDA_SECONDS = 900
@@ -21,10 +23,6 @@ RESOURCE_VARIABLES = {
     "dead_letter_queue": "LONGTASK_DLQ",
     "bucket": "LONGTASK_BUCKET",
 }
-
-
-class ConfigError(RuntimeError):
-    """A required setting is missing or malformed."""
 
 
 def missing(variable: str) -> ConfigError:
@@ -152,6 +150,11 @@ class Settings:
             demo_tasks=flag("LONGTASK_DEMO_TASKS", True),
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )
+
+    @property
+    def retention_seconds(self) -> int:
+        """How long records and results are kept, in seconds."""
+        return self.retention_days * 86400
 
     def lease_for(self, invocation_seconds: float | None) -> float:
         """How long a claim holds without a heartbeat: the worker's timeout + 30 s."""

@@ -12,14 +12,6 @@ from .display import DisplayHook
 from .params import Param, declare
 
 
-class TaskCancelled(BaseException):
-    """Raised inside a task when its user cancelled it.
-
-    A BaseException, like asyncio.CancelledError, so that a task's own
-    `except Exception` does not swallow the cancel.
-    """
-
-
 class TaskContext(Protocol):
     """What a running task can do besides computing: report progress, keep a checkpoint,
     notice a cancel."""

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .aws.queue import encode_message
 from .backends import (
     Backends,
     Clock,
@@ -36,7 +37,6 @@ from .backends import (
 )
 from .longtasks import LongTasks
 from .model import TaskRecord
-from .queue import encode_message
 from .settings import Settings
 
 __all__ = [

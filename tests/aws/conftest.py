@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from chalicelib.longtask import testing
+from chalicelib.longtask.aws import aws_backends
 from chalicelib.longtask.backends import Backends
-from chalicelib.longtask.longtasks import aws_backends
 from chalicelib.longtask.settings import Settings
 from chalicelib.longtask.testing import LambdaContext
 

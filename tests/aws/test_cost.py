@@ -18,8 +18,8 @@ import pytest
 from bench.inprocess import item_size
 from chalicelib.longtask import Integer
 from chalicelib.longtask.backends import Conflict, Expect
+from chalicelib.longtask.backends.keys import checkpoint_item_id
 from chalicelib.longtask.model import APART
-from chalicelib.longtask.store import checkpoint_item_id
 from chalicelib.longtask.testing import VirtualClock
 
 from .conftest import OWNER, Aws, deliver, start

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from chalice.app import SQSEventConfig
 
-from chalicelib.longtask.queue import encode_message
+from chalicelib.longtask.aws.queue import encode_message
 from dev.deploy import cli as deploy
 from dev.deploy import policies
 from dev.stage import CONFIG_FILE

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.longtask.service import QuotaExceeded, Start
+from chalicelib.longtask.errors import QuotaExceeded
+from chalicelib.longtask.service import Start
 from chalicelib.longtask.testing import VirtualClock
 
 from .conftest import OWNER, Aws, deliver, json_headers

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.longtask.aws.queue import decode_message
 from chalicelib.longtask.backends import (
     Backends,
     Conflict,
@@ -18,11 +19,11 @@ from chalicelib.longtask.backends import (
     Increment,
     InvalidCursor,
     MemoryQueue,
-    encode_cursor,
     memory_backends,
 )
+from chalicelib.longtask.backends.writes import encode_cursor
 from chalicelib.longtask.model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord
-from chalicelib.longtask.queue import decode_message
+from chalicelib.longtask.settings import Settings
 from chalicelib.longtask.testing import VirtualClock
 
 CREATED = 1_800_000_000.0
@@ -65,15 +66,17 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         return
     from moto import mock_aws
 
-    from chalicelib.longtask.queue import SqsTaskQueue
-    from chalicelib.longtask.results import S3ResultStore
-    from chalicelib.longtask.store import DynamoTaskStore
+    from chalicelib.longtask.aws.queue import SqsTaskQueue
+    from chalicelib.longtask.aws.results import S3ResultStore
+    from chalicelib.longtask.aws.store import DynamoTaskStore
     from tests.aws.conftest import NAMES, create_infra, moto_client
 
     with mock_aws():
         create_infra()
         backends = Backends(
-            DynamoTaskStore(moto_client("dynamodb"), NAMES["LONGTASK_TABLE"]),
+            DynamoTaskStore(
+                moto_client("dynamodb"), NAMES["LONGTASK_TABLE"], Settings().retention_seconds
+            ),
             SqsTaskQueue(moto_client("sqs"), NAMES["LONGTASK_QUEUE"]),
             S3ResultStore(moto_client("s3"), NAMES["LONGTASK_BUCKET"]),
         )

@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 import requests
 
+from chalicelib.longtask.aws.queue import encode_message
 from chalicelib.longtask.model import TERMINAL, is_task_id
-from chalicelib.longtask.queue import encode_message
 from dev.local.stack import WORKER_MIN_LIFE, child_environment
 from dev.local.worker import POLL_SECONDS
 from dev.stage import ROOT
@@ -654,7 +654,7 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_task_taken_over_after_the_
 def test_a_worker_killed_mid_part_is_taken_over_and_the_total_stays_exact(
     stack_factory: StackFactory,
 ) -> None:
-    from chalicelib.longtask.fanout import part_id
+    from chalicelib.longtask.backends.keys import part_id
 
     stack = stack_factory(env={"LONGTASK_LEASE_SECONDS": str(LEASE_SECONDS)}, workers=2)
     began = time.monotonic()

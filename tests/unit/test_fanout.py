@@ -13,7 +13,8 @@ from chalice import Chalice
 
 from chalicelib.longtask import Integer, LongTasks, TaskContext, testing
 from chalicelib.longtask.backends import MemoryQueue, MemoryTaskStore
-from chalicelib.longtask.fanout import MAX_PARTS, part_id
+from chalicelib.longtask.backends.keys import part_id
+from chalicelib.longtask.fanout import MAX_PARTS
 from chalicelib.longtask.model import Status, TaskRecord
 from chalicelib.longtask.settings import Settings
 

@@ -8,8 +8,8 @@ import pytest
 from chalice import Chalice
 
 from chalicelib.longtask import LongTasks, testing
+from chalicelib.longtask.errors import QuotaExceeded
 from chalicelib.longtask.model import Status
-from chalicelib.longtask.service import QuotaExceeded
 from chalicelib.longtask.settings import Settings
 from chalicelib.longtask.tasks import TaskContext
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from chalicelib.longtask.errors import TaskCancelled
 from chalicelib.longtask.params import Boolean, Integer, Number, Text
 from chalicelib.longtask.tasks import (
     File,
-    TaskCancelled,
     TaskContext,
     TaskRegistry,
     download_name,

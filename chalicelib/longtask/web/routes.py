@@ -13,21 +13,11 @@ from urllib.parse import quote
 from chalice import Blueprint, Response
 from chalice.app import Request
 
-from ..backends import InvalidCursor
 from ..display import PREVIEW_BYTES, display_of, file_kind, human_size
+from ..errors import AlreadyFinished, ConfigError, InvalidParams, LongtaskError, NotDone
 from ..model import Links, Status, TaskRecord, status_document
-from ..params import InvalidParams
 from ..progress import poll_interval
-from ..service import (
-    AlreadyFinished,
-    KeyReused,
-    QuotaExceeded,
-    TaskGone,
-    TaskNotFound,
-    TaskService,
-    UnknownKind,
-)
-from ..settings import ConfigError
+from ..service import TaskService
 from .openapi import openapi_document
 from .pages import ResultView, ago, render, render_status
 from .request import (
@@ -128,17 +118,8 @@ class Routes:
                 response = view(**kwargs)
             except HttpError as error:
                 response = self._error(error)
-            except UnknownKind as exc:
-                response = self._error(HttpError(404, "not_found", str(exc)))
-            except TaskNotFound:
-                response = self._error(HttpError(404, "not_found", "there is no such task"))
-            except TaskGone:
-                gone = HttpError(410, "gone", "this task is past its retention and was removed")
-                response = self._error(gone)
-            except ConfigError as exc:
-                log.error("longtask is not configured: %s", exc)
-                unset = HttpError(503, "not_configured", f"longtask is not configured: {exc}")
-                response = self._error(unset)
+            except LongtaskError as exc:
+                response = self._error(self._answer(exc))
             except Exception:
                 log.exception("unexpected error in %s %s", method, path)
                 unexpected = HttpError(500, "internal_error", "something went wrong on our side")
@@ -161,6 +142,18 @@ class Routes:
             )
 
         return not_allowed
+
+    def _answer(self, error: LongtaskError) -> HttpError:
+        """The HTTP answer of any longtask error: its own status, code, words and fields,
+        with the status document of the task it is about."""
+        message = error.message
+        if isinstance(error, ConfigError):
+            log.error("longtask is not configured: %s", error)
+            message = f"longtask is not configured: {error}"
+        task = None
+        if error.task is not None:
+            task = self._document(error.task, self.service.clock())
+        return HttpError(error.status, error.code, message, error.fields, task, error.headers)
 
     def _error(self, error: HttpError) -> Response:
         mount = self.mount
@@ -237,22 +230,10 @@ class Routes:
         owner, new_cookie = self._owner_or_new()
         try:
             started = self.service.start_request(kind, given, owner, key)
-        except QuotaExceeded as over:
-            raise _too_many(over) from None
-        except KeyReused as reused:
-            raise HttpError(
-                409,
-                "key_reused",
-                "this idempotency key already started a task with other parameters",
-                {"Idempotency-Key": "was used before with other parameters"},
-                task=self._document(reused.task, self.service.clock()),
-            ) from None
         except InvalidParams as exc:
-            error = HttpError(
-                400, "invalid_parameters", "some parameters are not valid", exc.fields
-            )
             if as_json:
-                raise error from None
+                raise
+            # A person gets the form again, with what they typed and what is wrong.
             typed = {k: str(v[0]) for k, v in given.items() if v and isinstance(v[0], str)}
             return self._index_page(400, {kind: exc.fields}, {kind: typed})
         # The new owner is the caller from now on, though its cookie arrives only
@@ -325,33 +306,19 @@ class Routes:
         task = self.service.find(kind, task_id, caller_owner(self.request))
         if task.status is Status.DONE and task.result is not None:
             return redirect(self.service.result_url(task))
-        document = self._document(task, self.service.clock())
         if wants_json(self.request):
-            raise HttpError(
-                409, "not_done", f"the task is {task.status.value}, not done", task=document
-            )
-        return redirect(document["links"]["self"])
-
-    def _cancel(self, kind: str, task_id: str) -> TaskRecord:
-        try:
-            return self.service.cancel(kind, task_id, caller_owner(self.request))
-        except AlreadyFinished as exc:
-            raise HttpError(
-                409,
-                "already_finished",
-                str(exc),
-                task=self._document(exc.task, self.service.clock()),
-            ) from None
+            raise NotDone(task)
+        return redirect(self.mount.task_links(task).self)
 
     def cancel(self, kind: str, task_id: str) -> Response:
-        task = self._cancel(kind, task_id)
+        task = self.service.cancel(kind, task_id, caller_owner(self.request))
         return json_response(202, self._document(task, self.service.clock()), NO_STORE)
 
     def cancel_form(self, kind: str, task_id: str) -> Response:
         try:
-            task = self._cancel(kind, task_id)
-        except HttpError as error:
-            if error.status != 409 or wants_json(self.request):
+            task = self.service.cancel(kind, task_id, caller_owner(self.request))
+        except AlreadyFinished:
+            if wants_json(self.request):
                 raise
             task = self.service.find(kind, task_id, caller_owner(self.request))
         return redirect(self.mount.task_links(task).self)
@@ -369,17 +336,7 @@ class Routes:
                 "limit is not valid",
                 {"limit": f"must be a whole number from 1 to {_MAX_PAGE_SIZE}"},
             )
-        try:
-            page = self.service.list_tasks(
-                caller_owner(self.request), limit, query.get("next") or None
-            )
-        except InvalidCursor:
-            raise HttpError(
-                400,
-                "invalid_parameters",
-                "next is not valid",
-                {"next": "is not a cursor this service gave out"},
-            ) from None
+        page = self.service.list_tasks(caller_owner(self.request), limit, query.get("next") or None)
         now = self.service.clock()
         body = {"tasks": [self._document(t, now) for t in page.tasks], "next": page.next}
         return json_response(200, body, NO_STORE)
@@ -401,36 +358,6 @@ class Routes:
                 "X-Content-Type-Options": "nosniff",
             },
         )
-
-
-_QUOTA_ERRORS = {
-    "max_active_per_owner": (
-        "too_many_active",
-        "you have {allowed} tasks queued or running, the most allowed at once; "
-        "start another when one of them has ended (try again in {retry_after} s)",
-    ),
-    "starts_per_minute": (
-        "too_many_starts",
-        "you have started {allowed} tasks this minute, the most allowed; "
-        "try again in {retry_after} s",
-    ),
-}
-
-
-def _too_many(over: QuotaExceeded) -> HttpError:
-    """429 naming the limit, its value and when to try again (also as Retry-After)."""
-    code, message = _QUOTA_ERRORS[over.limit]
-    return HttpError(
-        429,
-        code,
-        message.format(allowed=over.allowed, retry_after=over.retry_after),
-        {
-            "limit": over.limit,
-            over.limit: str(over.allowed),
-            "retry_after": str(over.retry_after),
-        },
-        headers={"Retry-After": str(over.retry_after)},
-    )
 
 
 def _slug(path: str) -> str:

@@ -6,29 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .backends import Admission, Conflict, OverQuota, Repeated
-from .model import TERMINAL
+from ..backends import keys
+from ..backends.writes import ACTIVE, COUNTED, Admission, Count
+from ..errors import Conflict, OverQuota, Repeated
+from ..model import TERMINAL
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-# Quota and idempotency items share the table. Their ids hold "#", which no task id
-# does, and they carry no `owner`, so they never show up in the owner index.
-# `counted` on a task record names the owner item whose active count holds it.
-COUNTED = "counted"
-
-
-def owner_item_id(owner: str) -> str:
-    return f"owner#{owner}"
-
-
-def starts_item_id(owner: str, minute: int) -> str:
-    return f"starts#{owner}#{minute}"
-
-
-def key_item_id(key: str) -> str:
-    return f"start#{key}"
-
 
 def admit(
     client: DynamoDBClient, table: str, item: dict[str, Any], task_id: str, admission: Admission
@@ -41,34 +25,26 @@ def admit(
     item = {**item}
     item[COUNTED] = {"S": a.owner}
     writes: list[dict[str, Any]] = []
-    if a.key is not None:
+    if a.key_item_id is not None:
         writes.append(
             {
                 "Put": {
                     "TableName": table,
                     "Item": {
-                        "id": {"S": key_item_id(a.key)},
+                        "id": {"S": a.key_item_id},
                         "task_id": {"S": task_id},
                         "fingerprint": {"S": a.fingerprint},
                         "expires_at": {"N": str(a.remember_until)},
                     },
-                    # A key past its time may be used again (TTL deletes lazily).
+                    # Admission.key_is_free, as a condition.
                     "ConditionExpression": "attribute_not_exists(id) OR expires_at < :now",
                     "ExpressionAttributeValues": {":now": {"N": repr(a.now)}},
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
         )
-    # An owner who stops coming leaves no count behind: it expires a day after the
-    # last of their tasks does (a release that finds it gone changes nothing).
-    writes.append(
-        _count(table, owner_item_id(a.owner), "active", a.max_active, a.remember_until + 86400)
-    )
-    # A minute's count is kept an hour past its minute, then DynamoDB's TTL removes it.
-    minute_ends = (a.minute + 61) * 60
-    writes.append(
-        _count(table, starts_item_id(a.owner, a.minute), "starts", a.starts_per_minute, minute_ends)
-    )
+    counts = a.counts()
+    writes += [_count(table, count) for count in counts]
     writes.append(
         {
             "Put": {
@@ -84,44 +60,44 @@ def admit(
         reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
         failed = [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
         failed += [False] * (len(writes) - len(failed))
-        if a.key is not None:
+        if a.key_item_id is not None:
             if failed[0]:
-                raise _repeated(client, table, a.key, reasons[0].get("Item")) from None
+                raise _repeated(client, table, a.key_item_id, reasons[0].get("Item")) from None
             failed = failed[1:]
-        if failed[0]:
-            raise OverQuota(OverQuota.ACTIVE) from None
-        if failed[1]:
-            raise OverQuota(OverQuota.STARTS) from None
-        if failed[2]:
+        for count, refused in zip(counts, failed, strict=False):
+            if refused:
+                raise OverQuota(count.limit) from None
+        if failed[len(counts)]:
             raise Conflict(None) from None  # an id drawn twice: 128 random bits say never
         raise
 
 
-def _count(table: str, item_id: str, counter: str, most: int, until: int) -> dict[str, Any]:
-    """The transaction write that adds one to `counter` of an item while it is below `most`."""
+def _count(table: str, count: Count) -> dict[str, Any]:
+    """The transaction write of one count: add one while below its quota (Count.allows)."""
+    counter = count.counter
     return {
         "Update": {
             "TableName": table,
-            "Key": {"id": {"S": item_id}},
+            "Key": {"id": {"S": count.item_id}},
             "UpdateExpression": f"SET {counter} = if_not_exists({counter}, :zero) + :one, "
             "expires_at = :until",
             "ConditionExpression": f"attribute_not_exists({counter}) OR {counter} < :most",
             "ExpressionAttributeValues": {
                 ":zero": {"N": "0"},
                 ":one": {"N": "1"},
-                ":most": {"N": str(most)},
-                ":until": {"N": str(until)},
+                ":most": {"N": str(count.most)},
+                ":until": {"N": str(count.expires_at)},
             },
         }
     }
 
 
 def _repeated(
-    client: DynamoDBClient, table: str, key: str, item: Mapping[str, Any] | None
+    client: DynamoDBClient, table: str, key_item_id: str, item: Mapping[str, Any] | None
 ) -> Repeated:
     if not item:
         response = client.get_item(
-            TableName=table, Key={"id": {"S": key_item_id(key)}}, ConsistentRead=True
+            TableName=table, Key={"id": {"S": key_item_id}}, ConsistentRead=True
         )
         item = response.get("Item") or {}
     return Repeated(item["task_id"]["S"], item["fingerprint"]["S"])
@@ -165,9 +141,9 @@ def release(client: DynamoDBClient, table: str, task_id: str) -> bool:
                 {
                     "Update": {
                         "TableName": table,
-                        "Key": {"id": {"S": owner_item_id(owner)}},
-                        "UpdateExpression": "SET active = active - :one",
-                        "ConditionExpression": "attribute_exists(active)",
+                        "Key": {"id": {"S": keys.owner_item_id(owner)}},
+                        "UpdateExpression": f"SET {ACTIVE} = {ACTIVE} - :one",
+                        "ConditionExpression": f"attribute_exists({ACTIVE})",
                         "ExpressionAttributeValues": {":one": {"N": "1"}},
                     }
                 },

@@ -7,20 +7,24 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import admissions
-from .backends import (
+from ..backends import keys
+from ..backends.writes import (
+    CURSOR_FIELDS,
     Admission,
-    Conflict,
     Expect,
     IfMissing,
     Increment,
-    InvalidCursor,
     Page,
     decode_cursor,
     encode_cursor,
     kept_apart,
 )
-from .model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord, iso, parse_iso
+from ..encoding import compact_json
+from ..errors import Conflict, InvalidCursor
+from ..model import APART, Status, TaskRecord, iso
+from . import admissions
+from .codec import RECORD_FIELDS, field_attributes, item_to_record, record_to_item
+from .expressions import Expression
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -36,198 +40,6 @@ def day_of(ts: float) -> str:
     return (iso(ts) or "")[:10]
 
 
-# A page of the owner index ends at a key of the table and the index: these three.
-_CURSOR_FIELDS = frozenset({"owner", "created_at", "id"})
-
-
-# Each record field as DynamoDB attributes: name, type, and how to turn the
-# field into attribute values and back.
-_TIME_FIELDS = ("created_at", "updated_at", "started_at", "finished_at")
-_DEFAULT_RETENTION_SECONDS = 7 * 86400
-
-
-def checkpoint_item_id(task_id: str) -> str:
-    """The key of the item that holds a task's large checkpoint. "#" is not in a task
-    id's alphabet, so no task ever has this key, and the item has no owner, so it is
-    never in the owner index."""
-    return f"{task_id}#checkpoint"
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _encode(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": repr(value)}
-    return {"S": str(value)}
-
-
-def _decode(attr: Mapping[str, Any]) -> Any:
-    if "S" in attr:
-        return attr["S"]
-    if "N" in attr:
-        text = attr["N"]
-        return float(text) if any(c in text for c in ".eE") else int(text)
-    if "BOOL" in attr:
-        return attr["BOOL"]
-    return None
-
-
-def field_attributes(name: str, value: Any) -> dict[str, Any]:
-    """The attributes that hold one TaskRecord field (None means: remove them)."""
-    if name in _TIME_FIELDS:
-        return {name: iso(value)}
-    if name == "status":
-        return {"status": Status(value).value}
-    if name == "params":
-        return {name: None if value is None else _json(value)}
-    if name == "checkpoint":
-        # The record holds a small checkpoint itself, or says that it is kept apart.
-        if value is APART:
-            return {"checkpoint": None, "checkpoint_apart": True}
-        return {"checkpoint": None if value is None else _json(value), "checkpoint_apart": None}
-    if name == "progress":
-        p: Progress = value
-        return {
-            "progress_message": p.message or None,
-            "progress_step": p.step,
-            "progress_total": p.total_steps,
-            "progress_at": p.at,
-            "progress_rate": p.rate,
-        }
-    if name == "error":
-        e: ErrorInfo | None = value
-        return {"error_type": e and e.type, "error_message": e and e.message}
-    if name == "result":
-        r: ResultInfo | None = value
-        return {
-            "result_key": r and r.key,
-            "result_type": r and r.content_type,
-            "result_filename": r and r.filename,
-            "result_size": r and r.size,
-        }
-    if name == "resume":
-        return {"resume": value or None}
-    return {name: value}
-
-
-def record_to_item(task: TaskRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {}
-    for name in TaskRecord.__dataclass_fields__:
-        for attr, value in field_attributes(name, getattr(task, name)).items():
-            if value is not None:
-                item[attr] = _encode(value)
-    return item
-
-
-def item_to_record(item: Mapping[str, Any]) -> TaskRecord:
-    a = {key: _decode(value) for key, value in item.items()}
-    return TaskRecord(
-        id=a["id"],
-        kind=a["kind"],
-        params=json.loads(a.get("params") or "{}"),
-        status=Status(a["status"]),
-        created_at=parse_iso(a.get("created_at")) or 0.0,
-        updated_at=parse_iso(a.get("updated_at")) or 0.0,
-        started_at=parse_iso(a.get("started_at")),
-        finished_at=parse_iso(a.get("finished_at")),
-        attempts=int(a.get("attempts", 0)),
-        owner=a.get("owner"),
-        progress=Progress(
-            message=a.get("progress_message", ""),
-            step=a.get("progress_step"),
-            total_steps=a.get("progress_total"),
-            at=a.get("progress_at"),
-            rate=a.get("progress_rate"),
-        ),
-        error=ErrorInfo(a["error_type"], a.get("error_message", "")) if "error_type" in a else None,
-        result=(
-            ResultInfo(
-                a["result_key"],
-                a.get("result_type", ""),
-                a.get("result_filename"),
-                a.get("result_size"),
-            )
-            if "result_key" in a
-            else None
-        ),
-        lease_until=a.get("lease_until"),
-        checkpoint=(
-            APART
-            if a.get("checkpoint_apart")
-            else json.loads(a["checkpoint"])
-            if "checkpoint" in a
-            else None
-        ),
-        resume=bool(a.get("resume", False)),
-        requeues=int(a.get("requeues", 0)),
-        expires_at=a.get("expires_at"),
-        parent=a.get("parent"),
-        part=a.get("part"),
-    )
-
-
-class _Expression:
-    """Collects placeholders so that every value and name goes in escaped."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {}
-        self.values: dict[str, Any] = {}
-
-    def name(self, attr: str) -> str:
-        key = f"#{attr}"
-        self.names[key] = attr
-        return key
-
-    def value(self, value: Any) -> str:
-        key = f":v{len(self.values)}"
-        self.values[key] = _encode(value)
-        return key
-
-    def condition(self, alternatives: tuple[Expect, ...]) -> str:
-        clauses = [self._clause(expect) for expect in alternatives]
-        exists = f"attribute_exists({self.name('id')})"
-        if not clauses:
-            return exists
-        if len(clauses) == 1:
-            return f"{exists} AND {clauses[0]}"
-        # AND binds tighter than OR, and DynamoDB refuses redundant parentheses.
-        return f"{exists} AND ({' OR '.join(clauses)})"
-
-    def _clause(self, expect: Expect) -> str:
-        parts = []
-        if expect.statuses is not None:
-            options = ", ".join(self.value(s.value) for s in sorted(expect.statuses))
-            parts.append(f"{self.name('status')} IN ({options})")
-        if expect.attempts is not None:
-            parts.append(f"{self.name('attempts')} = {self.value(expect.attempts)}")
-        if expect.attempts_below is not None:
-            attempts = self.name("attempts")
-            parts.append(
-                f"(attribute_not_exists({attempts}) OR "
-                f"{attempts} < {self.value(expect.attempts_below)})"
-            )
-        if expect.lease_expired_by is not None:
-            lease = self.name("lease_until")
-            parts.append(
-                f"(attribute_not_exists({lease}) OR {lease} <= "
-                f"{self.value(expect.lease_expired_by)})"
-            )
-        if expect.step_below is not None:
-            step = self.name("progress_step")
-            parts.append(
-                f"(attribute_not_exists({step}) OR {step} < {self.value(expect.step_below)})"
-            )
-        if expect.resume is True:
-            parts.append(f"{self.name('resume')} = {self.value(True)}")
-        elif expect.resume is False:
-            parts.append(f"attribute_not_exists({self.name('resume')})")
-        return " AND ".join(parts) or f"attribute_exists({self.name('id')})"
-
-
 class DynamoTaskStore:
     """Task records in one DynamoDB table (partition key `id`)."""
 
@@ -235,7 +47,7 @@ class DynamoTaskStore:
         self,
         client: DynamoDBClient,
         table: str,
-        retention_seconds: float = _DEFAULT_RETENTION_SECONDS,
+        retention_seconds: float,
     ) -> None:
         self.client = client
         self.table = table
@@ -250,8 +62,7 @@ class DynamoTaskStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
-            item = getattr(exc, "response", {}).get("Item")
-            raise Conflict(item_to_record(item) if item else self.get(task.id)) from None
+            raise self._conflict(_item_of(exc), task.id) from None
 
     def get(self, task_id: str) -> TaskRecord | None:
         response = self.client.get_item(
@@ -262,11 +73,14 @@ class DynamoTaskStore:
 
     def update(self, task_id: str, changes: Mapping[str, Any], *expect: Expect) -> TaskRecord:
         """Applies `changes` if the record matches one of `expect`, else raises Conflict."""
+        unknown = set(changes) - RECORD_FIELDS
+        if unknown:
+            raise ValueError(f"a task record has no field {', '.join(sorted(unknown))}")
         checkpoint = changes.get("checkpoint")
         if kept_apart(checkpoint):
             self._save_checkpoint(task_id, checkpoint, expect)
             changes = {**changes, "checkpoint": APART}
-        expr = _Expression()
+        expr = Expression()
         sets: list[str] = []
         removes: list[str] = []
         for field, value in changes.items():
@@ -315,9 +129,15 @@ class DynamoTaskStore:
                 **values,
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
-            item = getattr(exc, "response", {}).get("Item")
-            raise Conflict(item_to_record(item) if item else None) from None
+            raise self._conflict(_item_of(exc), None) from None
         return item_to_record(response["Attributes"])
+
+    def _conflict(self, item: Mapping[str, Any] | None, read_again: str | None) -> Conflict:
+        """The Conflict of a refused condition, with the record as DynamoDB returned it
+        (or as read now, for `read_again`'s id, where the refusal did not return it)."""
+        if item:
+            return Conflict(item_to_record(item))
+        return Conflict(self.get(read_again) if read_again else None)
 
     def _save_checkpoint(self, task_id: str, checkpoint: Any, expect: tuple[Expect, ...]) -> None:
         """Writes a large checkpoint to its own item if the record matches one of `expect`.
@@ -329,7 +149,7 @@ class DynamoTaskStore:
         A finished task's checkpoint item is not deleted (that would cost as much as
         writing it); it expires after the retention, as the record does.
         """
-        check = _Expression()
+        check = Expression()
         condition: Any = {
             "TableName": self.table,
             "Key": {"id": {"S": task_id}},
@@ -339,10 +159,10 @@ class DynamoTaskStore:
         }
         if check.values:
             condition["ExpressionAttributeValues"] = check.values
-        state = _Expression()
+        state = Expression()
         expires_at = int(time.time() + self.retention_seconds)
         update = (
-            f"SET {state.name('checkpoint')} = {state.value(_json(checkpoint))}, "
+            f"SET {state.name('checkpoint')} = {state.value(compact_json(checkpoint))}, "
             f"{state.name('expires_at')} = {state.value(expires_at)}"
         )
         try:
@@ -352,7 +172,7 @@ class DynamoTaskStore:
                     {
                         "Update": {
                             "TableName": self.table,
-                            "Key": {"id": {"S": checkpoint_item_id(task_id)}},
+                            "Key": {"id": {"S": keys.checkpoint_item_id(task_id)}},
                             "UpdateExpression": update,
                             "ExpressionAttributeNames": state.names,
                             "ExpressionAttributeValues": state.values,
@@ -364,13 +184,12 @@ class DynamoTaskStore:
             reasons = getattr(exc, "response", {}).get("CancellationReasons") or [{}]
             if reasons[0].get("Code") != "ConditionalCheckFailed":
                 raise
-            item = reasons[0].get("Item")
-            raise Conflict(item_to_record(item) if item else self.get(task_id)) from None
+            raise self._conflict(reasons[0].get("Item"), task_id) from None
 
     def checkpoint(self, task_id: str) -> Any:
         response = self.client.get_item(
             TableName=self.table,
-            Key={"id": {"S": checkpoint_item_id(task_id)}},
+            Key={"id": {"S": keys.checkpoint_item_id(task_id)}},
             ConsistentRead=True,
         )
         item = response.get("Item")
@@ -380,7 +199,7 @@ class DynamoTaskStore:
         """The owner's tasks, newest first, from the keys-only owner index."""
         kwargs: dict[str, Any] = {}
         if cursor is not None:
-            after = decode_cursor(cursor, _CURSOR_FIELDS)
+            after = decode_cursor(cursor, CURSOR_FIELDS)
             if after["owner"] != owner:
                 raise InvalidCursor(cursor)
             kwargs["ExclusiveStartKey"] = {name: {"S": value} for name, value in after.items()}
@@ -398,7 +217,7 @@ class DynamoTaskStore:
         last = response.get("LastEvaluatedKey")
         next_cursor = None
         if last:
-            next_cursor = encode_cursor({name: last[name]["S"] for name in _CURSOR_FIELDS})
+            next_cursor = encode_cursor({name: last[name]["S"] for name in CURSOR_FIELDS})
         return Page(self.get_many(ids), next_cursor)
 
     def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
@@ -438,7 +257,7 @@ class DynamoTaskStore:
         return values
 
     def memo_put(self, key: str, value: Any, expires_at: int | None = None) -> Any:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = compact_json(value)
         names = {"#memo": "memo"}
         values: dict[str, Any] = {":memo": {"S": text}}
         update = "SET #memo = :memo"
@@ -511,3 +330,9 @@ def _memo_value(item: Mapping[str, Any] | None) -> Any:
     if not item or "memo" not in item:
         return None
     return json.loads(item["memo"]["S"])
+
+
+def _item_of(exc: Exception) -> Mapping[str, Any] | None:
+    """The record a refused condition returned (ReturnValuesOnConditionCheckFailure)."""
+    item: Mapping[str, Any] | None = getattr(exc, "response", {}).get("Item")
+    return item

@@ -1,0 +1,317 @@
+"""The memory twin of the AWS backends: a task store, an SQS-like queue and a result
+store in dicts, keeping the same rules (tests/contract proves it), for tests and for
+`longtask.testing`."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..encoding import compact_json
+from ..errors import Conflict, InvalidCursor, OverQuota, Repeated
+from ..model import APART, Status, TaskRecord
+from . import keys
+from .interface import Backends, Clock
+from .writes import (
+    ACTIVE,
+    CURSOR_FIELDS,
+    Admission,
+    Expect,
+    IfMissing,
+    Increment,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    kept_apart,
+)
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(TaskRecord))
+
+
+class MemoryTaskStore:
+    """Task records in a dict; `update` is atomic like a DynamoDB conditional write.
+
+    The quota counts and remembered keys are items under the ids of `keys`, as in the
+    DynamoDB table, and follow the rules that `Admission` states for both.
+    """
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskRecord] = {}
+        self.memos: dict[str, str] = {}  # key -> JSON, as DynamoDB keeps them
+        self.sets: dict[str, set[int]] = {}
+        self.checkpoints: dict[str, Any] = {}  # the ones kept apart, by task id
+        self.items: dict[str, dict[str, Any]] = {}  # quota counts and remembered keys
+        self.counted: dict[str, str] = {}  # task id -> owner whose active count holds it
+        self._lock = threading.Lock()
+
+    def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        return [self.tasks[i] for i in task_ids if i in self.tasks]
+
+    def memo_get(self, key: str) -> Any:
+        text = self.memos.get(key)
+        return None if text is None else json.loads(text)
+
+    def memo_get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        return {k: json.loads(self.memos[k]) for k in keys if k in self.memos}
+
+    def memo_put(self, key: str, value: Any, expires_at: int | None = None) -> Any:
+        with self._lock:
+            if key not in self.memos:
+                self.memos[key] = compact_json(value)
+            return json.loads(self.memos[key])
+
+    def memo_add(self, key: str, member: int) -> tuple[int, Any]:
+        with self._lock:
+            members = self.sets.setdefault(key, set())
+            members.add(member)
+            text = self.memos.get(key)
+            return len(members), None if text is None else json.loads(text)
+
+    def create(self, task: TaskRecord) -> None:
+        with self._lock:
+            if task.id in self.tasks:
+                raise Conflict(self.tasks[task.id])
+            self.tasks[task.id] = task
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        return self.tasks.get(task_id)
+
+    def update(self, task_id: str, changes: Mapping[str, Any], *expect: Expect) -> TaskRecord:
+        unknown = set(changes) - _RECORD_FIELDS
+        if unknown:
+            raise ValueError(f"a task record has no field {', '.join(sorted(unknown))}")
+        with self._lock:
+            current = self.tasks.get(task_id)
+            if current is None or (expect and not any(e.holds_for(current) for e in expect)):
+                raise Conflict(current)
+            values: dict[str, Any] = {}
+            for name, value in changes.items():
+                if isinstance(value, Increment):
+                    value = getattr(current, name) + value.by
+                elif isinstance(value, IfMissing):
+                    existing = getattr(current, name)
+                    value = value.value if existing is None else existing
+                elif name == "checkpoint" and kept_apart(value):
+                    self.checkpoints[task_id] = value
+                    value = APART
+                values[name] = value
+            updated = current.evolve(**values)
+            self.tasks[task_id] = updated
+            return updated
+
+    def checkpoint(self, task_id: str) -> Any:
+        return self.checkpoints.get(task_id)
+
+    def admit(self, task: TaskRecord, admission: Admission) -> None:
+        a = admission
+        with self._lock:
+            key_id = a.key_item_id
+            if key_id is not None:
+                known = self.items.get(key_id)
+                if not a.key_is_free(known["expires_at"] if known else None):
+                    assert known is not None
+                    raise Repeated(known["task_id"], known["fingerprint"])
+            counts = a.counts()
+            for count in counts:
+                if not count.allows(self.items.get(count.item_id, {}).get(count.counter)):
+                    raise OverQuota(count.limit)
+            if task.id in self.tasks:
+                raise Conflict(self.tasks[task.id])
+            if key_id is not None:
+                self.items[key_id] = {
+                    "task_id": task.id,
+                    "fingerprint": a.fingerprint,
+                    "expires_at": a.remember_until,
+                }
+            for count in counts:
+                item = self.items.setdefault(count.item_id, {})
+                item[count.counter] = item.get(count.counter, 0) + 1
+                item["expires_at"] = count.expires_at
+            self.counted[task.id] = a.owner
+            self.tasks[task.id] = task
+
+    def release(self, task_id: str) -> bool:
+        with self._lock:
+            task = self.tasks.get(task_id)
+            if task is None or not task.is_terminal or task_id not in self.counted:
+                return False
+            owner = self.counted.pop(task_id)
+            counter = self.items.get(keys.owner_item_id(owner))
+            if counter is not None:
+                counter[ACTIVE] -= 1
+            return True
+
+    def active_count(self, owner: str) -> int:
+        """How many of the owner's tasks hold a place in their quota (for tests)."""
+        return int(self.items.get(keys.owner_item_id(owner), {}).get(ACTIVE, 0))
+
+    def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
+        failed = [
+            t
+            for t in self.tasks.values()
+            if t.status is Status.FAILED and since <= (t.finished_at or 0.0) < until
+        ]
+        failed.sort(key=lambda t: (t.finished_at or 0.0, t.id), reverse=True)
+        return failed[:limit]
+
+    def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
+        # The same order as the DynamoDB index: created_at, then id, newest first.
+        def key(task: TaskRecord) -> tuple[str, str]:
+            return (_sortable_time(task.created_at), task.id)
+
+        mine = sorted((t for t in self.tasks.values() if t.owner == owner), key=key, reverse=True)
+        if cursor is not None:
+            after = decode_cursor(cursor, CURSOR_FIELDS)
+            if after["owner"] != owner:
+                raise InvalidCursor(cursor)
+            mine = [t for t in mine if key(t) < (after["created_at"], after["id"])]
+        page = mine[:limit]
+        more = len(mine) > limit
+        last = page[-1] if page and more else None
+        next_cursor = None
+        if last is not None:
+            next_cursor = encode_cursor(
+                {"owner": owner, "created_at": _sortable_time(last.created_at), "id": last.id}
+            )
+        return Page(page, next_cursor)
+
+
+def _sortable_time(ts: float) -> str:
+    return f"{ts:020.6f}"
+
+
+@dataclass(order=True)
+class _Message:
+    visible_at: float
+    number: int
+    task_id: str = field(compare=False)
+    receives: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message as a worker gets it: its body's task id and the handle to act on it."""
+
+    task_id: str
+    receipt_handle: str
+    receives: int
+
+
+class MemoryQueue:
+    """An SQS queue in memory: delays, visibility, receive counts and a dead-letter queue.
+
+    A received message is hidden for `visibility_seconds` (or what `show_again_in` sets)
+    until it is deleted; after `max_receives` receives it moves to `dead_letters`.
+    """
+
+    def __init__(
+        self,
+        clock: Clock = time.time,
+        visibility_seconds: float = 60.0,
+        max_receives: int | None = None,
+        dead_letters: MemoryQueue | None = None,
+    ) -> None:
+        self.clock = clock
+        self.visibility_seconds = visibility_seconds
+        self.max_receives = max_receives
+        self.dead_letters = dead_letters
+        self.sent: list[tuple[str, int]] = []  # every send, for tests that count them
+        self.visibility: list[tuple[str, float]] = []  # every show_again_in
+        self._waiting: list[_Message] = []
+        self._in_flight: dict[str, _Message] = {}
+        self._numbers = 0
+        self._lock = threading.Lock()
+
+    def send_many(self, task_ids: Sequence[str]) -> None:
+        for task_id in task_ids:
+            self.send(task_id)
+
+    def send(self, task_id: str, delay_seconds: int = 0) -> None:
+        with self._lock:
+            self.sent.append((task_id, delay_seconds))
+            self._numbers += 1
+            message = _Message(self.clock() + delay_seconds, self._numbers, task_id)
+            heapq.heappush(self._waiting, message)
+
+    def show_again_in(self, receipt_handle: str, seconds: float) -> None:
+        with self._lock:
+            self.visibility.append((receipt_handle, seconds))
+            message = self._in_flight.get(receipt_handle)
+            if message is not None:
+                message.visible_at = self.clock() + seconds
+
+    def receive(self) -> Received | None:
+        """The next visible message, now hidden; None when none is visible."""
+        with self._lock:
+            self._return_expired()
+            now = self.clock()
+            while self._waiting and self._waiting[0].visible_at <= now:
+                message = heapq.heappop(self._waiting)
+                if self.max_receives is not None and message.receives >= self.max_receives:
+                    # SQS's redrive: a message received too often moves to the dead letters.
+                    if self.dead_letters is not None:
+                        self.dead_letters.send(message.task_id)
+                    continue
+                message.receives += 1
+                message.visible_at = now + self.visibility_seconds
+                self._numbers += 1
+                handle = f"m{message.number}-r{self._numbers}"
+                self._in_flight[handle] = message
+                return Received(message.task_id, handle, message.receives)
+            return None
+
+    def delete(self, receipt_handle: str) -> None:
+        with self._lock:
+            self._in_flight.pop(receipt_handle, None)
+
+    def next_visible_at(self) -> float | None:
+        """When the next message shows (hidden ones included); None for an empty queue."""
+        with self._lock:
+            times = [m.visible_at for m in self._waiting]
+            times += [m.visible_at for m in self._in_flight.values()]
+            return min(times) if times else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._waiting) + len(self._in_flight)
+
+    def _return_expired(self) -> None:
+        now = self.clock()
+        for handle, message in list(self._in_flight.items()):
+            if message.visible_at <= now:
+                del self._in_flight[handle]
+                heapq.heappush(self._waiting, message)
+
+
+class MemoryResults:
+    """Result objects in a dict; links are `memory://` URLs."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, str, str | None]] = {}
+        self.owners: dict[str, tuple[str, int]] = {}  # key -> (task id, attempt)
+        self.puts = 0
+
+    def put(
+        self, key: str, body: bytes, content_type: str, filename: str, task_id: str, attempt: int
+    ) -> None:
+        self.objects[key] = (body, content_type, filename)
+        self.owners[key] = (task_id, attempt)
+        self.puts += 1
+
+    def url(self, key: str, ttl_seconds: int) -> str:
+        return f"memory://{key}?ttl={ttl_seconds}"
+
+    def read(self, key: str, limit: int) -> bytes:
+        return self.objects[key][0][:limit]
+
+
+def memory_backends(clock: Clock = time.time, max_receives: int | None = None) -> Backends:
+    """A store, a queue with its dead-letter queue, and a result store, all in memory."""
+    dead_letters = MemoryQueue(clock)
+    queue = MemoryQueue(clock, max_receives=max_receives, dead_letters=dead_letters)
+    return Backends(MemoryTaskStore(), queue, MemoryResults())
