@@ -12,7 +12,7 @@ import random
 import time
 from typing import Any
 
-from .longtask import File, Integer, LongTasks, Number, TaskContext, Text
+from .longtask import File, Integer, LongTasks, Number, Settings, TaskContext, Text
 
 
 class PlannedFailure(RuntimeError):
@@ -21,7 +21,7 @@ class PlannedFailure(RuntimeError):
 
 # The default LONGTASK_MAX_ATTEMPTS: failing more attempts than a task gets is the same
 # as failing them all, so the form offers no more.
-_ATTEMPTS = 3
+_ATTEMPTS = Settings().max_attempts
 
 
 # -- primes: a segmented sieve, one segment per progress step and checkpoint

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .attempt import Attempt
+from .encoding import compact_json
 from .errors import Conflict, HandOff, LostClaim, OutOfTime, OverTimeLimit, TaskCancelled
 from .fanout import Fanout
 from .model import Progress, Status
@@ -94,7 +95,7 @@ class RunContext:
 
     @staticmethod
     def _json(state: Any) -> str:
-        return json.dumps(state, allow_nan=False, separators=(",", ":"))
+        return compact_json(state)
 
     def unwritten_checkpoint(self) -> dict[str, Any]:
         """The checkpoint as a change to write, if it changed since it was last written."""
@@ -132,10 +133,6 @@ class RunContext:
             current = self._attempt.store.get(self._task.id)
             return current is None or current.status is Status.CANCELLED
         return False
-
-    @property
-    def saved_state(self) -> Any:
-        return self._checkpoint
 
     def flush(self, now: float) -> None:
         """Writes the progress (and renews the lease) if the task is still ours."""

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .encoding import media_type
+
 log = logging.getLogger(__name__)
 # The page reads at most this much of a result: a preview costs one small ranged GET
 # however large the result is.
@@ -65,10 +67,6 @@ def as_display(shown: Displayed) -> ResultDisplay:
     if isinstance(shown, str):
         return ResultDisplay(headline=shown)
     return ResultDisplay(values=tuple((label_of(k), format_value(v)) for k, v in shown.items()))
-
-
-def media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
 
 
 def decode_result(content_type: str, body: bytes) -> Any:

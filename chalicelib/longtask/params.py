@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .encoding import compact_json
 from .errors import InvalidParams
 
 _REQUIRED = object()
@@ -314,7 +315,7 @@ def validate(declared: Mapping[str, Param], given: Mapping[str, list[Any]]) -> d
             problems[name] = str(exc)
     if not problems and values:
         sizes = {name: len(json.dumps(value).encode()) for name, value in values.items()}
-        if len(json.dumps(values, separators=(",", ":")).encode()) > MAX_PARAMS_BYTES:
+        if len(compact_json(values).encode()) > MAX_PARAMS_BYTES:
             largest = max(sizes, key=sizes.__getitem__)
             problems[largest] = (
                 f"makes the parameters longer than {MAX_PARAMS_BYTES} bytes in all; "

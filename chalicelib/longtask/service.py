@@ -4,7 +4,6 @@ cancel, list, and link to a result. The web layer only parses, calls this and re
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import sys
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import Admission, Backends, Clock, Expect, Page
+from .encoding import compact_json
 from .errors import (
     AlreadyFinished,
     Conflict,
@@ -50,7 +50,7 @@ ACTIVE_RETRY_SECONDS = 10
 
 def fingerprint(kind: str, params: Mapping[str, Any]) -> str:
     """What a start asked for, as a short hash: equal for equal kind and parameters."""
-    text = json.dumps([kind, dict(params)], sort_keys=True, separators=(",", ":"))
+    text = compact_json([kind, dict(params)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

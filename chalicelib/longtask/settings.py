@@ -27,9 +27,8 @@ RESOURCE_VARIABLES = {
 
 def missing(variable: str) -> ConfigError:
     return ConfigError(
-        f"{variable} is not set: set it in the stage's environment_variables in "
-        ".chalice/config.json (make run sets it for the local stack; make deploy "
-        "writes it for prod)"
+        f"{variable} is not set: give it to the function's environment (the stage's "
+        "environment_variables in the app's .chalice/config.json)"
     )
 
 
@@ -42,9 +41,31 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in ("1", "true", "yes")
 
 
+def _number(env: Mapping[str, str], name: str, kind: type, least: float) -> float | None:
+    """The number a variable holds, None when it is unset; ConfigError when it is not a
+    `kind` of at least `least`."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(kind(raw))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value < least:
+        raise ConfigError(f"{name}={raw!r} must be at least {least:g}")
+    return value
+
+
 def demo_tasks_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """LONGTASK_DEMO_TASKS, read when app.py declares its tasks (default: true)."""
     return _flag(os.environ if environ is None else environ, "LONGTASK_DEMO_TASKS", True)
+
+
+def worker_concurrency(environ: Mapping[str, str]) -> int | None:
+    """LONGTASK_WORKER_CONCURRENCY: the most worker Lambdas the queue may run at once
+    (None: no cap). Chalice's event source needs at least 2."""
+    value = _number(environ, "LONGTASK_WORKER_CONCURRENCY", int, 0)
+    return int(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -69,9 +90,7 @@ class EventSources:
             variable = RESOURCE_VARIABLES[field]
             return env.get(variable, "").strip() or f"{variable}-is-not-set"
 
-        raw = env.get("LONGTASK_WORKER_CONCURRENCY", "").strip()
-        concurrency = int(raw) if raw.isdigit() and int(raw) > 0 else None
-        return cls(queue("queue"), queue("dead_letter_queue"), concurrency)
+        return cls(queue("queue"), queue("dead_letter_queue"), worker_concurrency(env))
 
     @classmethod
     def of(cls, settings: Settings) -> EventSources:
@@ -83,15 +102,32 @@ class EventSources:
         )
 
 
+# The numeric settings: field, variable, type, least value. Their defaults are the
+# fields' own, below.
+_NUMBERS: tuple[tuple[str, str, type, float], ...] = (
+    ("max_attempts", "LONGTASK_MAX_ATTEMPTS", int, 1),
+    ("lease_seconds", "LONGTASK_LEASE_SECONDS", float, 1),
+    ("progress_interval", "LONGTASK_PROGRESS_INTERVAL", float, 0),
+    ("result_url_ttl", "LONGTASK_RESULT_URL_TTL", int, 1),
+    ("retention_days", "LONGTASK_RETENTION_DAYS", int, 1),
+    ("max_body_bytes", "LONGTASK_MAX_BODY_BYTES", int, 1),
+    ("retry_seconds", "LONGTASK_RETRY_SECONDS", float, 0),
+    ("max_active_per_owner", "LONGTASK_MAX_ACTIVE_PER_OWNER", int, 1),
+    ("starts_per_minute", "LONGTASK_STARTS_PER_MINUTE", int, 1),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, with its one default. Derived values are properties."""
+
     # The AWS resources; only the AWS backends need them (the in-memory ones do not).
     table: str | None = None
     queue: str | None = None
     dead_letter_queue: str | None = None
     bucket: str | None = None
     max_attempts: int = 3
-    lease_seconds: float | None = None
+    lease_seconds: float | None = None  # None: the worker's timeout + 30 s
     progress_interval: float = 1.0
     result_url_ttl: int = 300
     retention_days: int = 7
@@ -101,7 +137,6 @@ class Settings:
     worker_concurrency: int | None = None  # most worker Lambdas the queue may run at once
     max_active_per_owner: int = 5  # tasks one owner may have queued or running
     starts_per_minute: int = 30  # starts one owner may make in a minute
-    demo_tasks: bool = True
     endpoint_url: str | None = None
 
     def resource(self, name: str) -> str:
@@ -114,42 +149,18 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-
-        def flag(name: str, default: bool) -> bool:
-            return _flag(env, name, default)
-
-        def number(name: str, default: float, kind: type[float] = float, least: float = 0) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(kind(raw))
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a {kind.__name__}") from None
-            if value < least:
-                raise ConfigError(f"{name}={raw!r} must be at least {least}")
-            return value
-
-        lease = number("LONGTASK_LEASE_SECONDS", 0.0, float, 1) or None
-        return cls(
-            **{
-                field: env.get(variable, "").strip() or None
-                for field, variable in RESOURCE_VARIABLES.items()
-            },
-            max_attempts=int(number("LONGTASK_MAX_ATTEMPTS", 3, int, 1)),
-            lease_seconds=lease,
-            progress_interval=number("LONGTASK_PROGRESS_INTERVAL", 1.0, float, 0),
-            result_url_ttl=int(number("LONGTASK_RESULT_URL_TTL", 300, int, 1)),
-            retention_days=int(number("LONGTASK_RETENTION_DAYS", 7, int, 1)),
-            max_body_bytes=int(number("LONGTASK_MAX_BODY_BYTES", 65536, int, 1)),
-            retry_seconds=number("LONGTASK_RETRY_SECONDS", 10.0, float, 0),
-            private=flag("LONGTASK_PRIVATE", False),
-            worker_concurrency=int(number("LONGTASK_WORKER_CONCURRENCY", 0, int, 0)) or None,
-            max_active_per_owner=int(number("LONGTASK_MAX_ACTIVE_PER_OWNER", 5, int, 1)),
-            starts_per_minute=int(number("LONGTASK_STARTS_PER_MINUTE", 30, int, 1)),
-            demo_tasks=flag("LONGTASK_DEMO_TASKS", True),
-            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-        )
+        given: dict[str, object] = {
+            field: env.get(variable, "").strip() or None
+            for field, variable in RESOURCE_VARIABLES.items()
+        }
+        for field, variable, kind, least in _NUMBERS:
+            value = _number(env, variable, kind, least)
+            if value is not None:
+                given[field] = kind(value)
+        given["private"] = _flag(env, "LONGTASK_PRIVATE", cls.private)
+        given["worker_concurrency"] = worker_concurrency(env)
+        given["endpoint_url"] = env.get("AWS_ENDPOINT_URL") or None
+        return cls(**given)  # type: ignore[arg-type]
 
     @property
     def retention_seconds(self) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .display import DisplayHook
+from .encoding import media_type
 from .params import Param, declare
 
 
@@ -75,7 +76,7 @@ def encode_result(value: Any) -> EncodedResult:
         if isinstance(value.body, bytes):
             return EncodedResult(value.body, value.content_type, value.filename)
         # Text is stored as UTF-8, so the label says UTF-8 whatever charset was given.
-        media = value.content_type.split(";", 1)[0].strip()
+        media = media_type(value.content_type)
         return EncodedResult(value.body.encode(), f"{media}; charset=utf-8", value.filename)
     if isinstance(value, bytes):
         return EncodedResult(value, "application/octet-stream", None)
@@ -97,8 +98,7 @@ def download_name(result: EncodedResult, stem: str) -> str:
     """The file name a result downloads as: the task's own, or the stem and a suffix."""
     if result.filename:
         return result.filename
-    media = result.content_type.split(";", 1)[0].strip().lower()
-    return stem + _EXTENSIONS.get(media, ".bin")
+    return stem + _EXTENSIONS.get(media_type(result.content_type), ".bin")
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,52 @@ def test_the_cycle_finder_reports_the_cycle() -> None:
 def test_no_module_of_the_framework_imports_itself_back() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def reaches(graph: dict[str, set[str]], start: str, target_prefix: str) -> list[str] | None:
+    """A path of imports from `start` to a module under `target_prefix`, or None."""
+    seen: set[str] = set()
+    frontier = [[start]]
+    while frontier:
+        path = frontier.pop()
+        node = path[-1]
+        if node != start and (node == target_prefix or node.startswith(target_prefix + ".")):
+            return path
+        for target in sorted(graph.get(node, ())):
+            if target not in seen:
+                seen.add(target)
+                frontier.append([*path, target])
+    return None
+
+
+def test_the_memory_twin_and_the_aws_code_never_import_each_other() -> None:
+    graph = import_graph()
+    for module in graph:
+        if module.startswith("longtask.aws"):
+            assert "longtask.backends.memory" not in graph[module], module
+        if module == "longtask.backends.memory":
+            assert not any(t.startswith("longtask.aws") for t in graph[module])
+
+
+def test_ops_builds_backends_without_the_web_layer_or_chalice() -> None:
+    graph = import_graph()
+    assert reaches(graph, "longtask.ops", "longtask.web") is None
+    assert reaches(graph, "longtask.ops", "longtask.longtasks") is None
+    chalice_users = {
+        module
+        for path in PACKAGE.rglob("*.py")
+        if "chalice" in {n.split(".")[0] for n in _absolute_imports(path)}
+        for module in [module_name(path)]
+    }
+    for user in chalice_users:
+        assert reaches(graph, "longtask.ops", user) is None and user != "longtask.ops", user
+
+
+def _absolute_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names

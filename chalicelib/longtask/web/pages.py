@@ -75,7 +75,7 @@ def is_starting(document: dict[str, Any]) -> bool:
     return document["status"] == "started" and p["step"] is None and not p["message"]
 
 
-def state_text(document: dict[str, Any], max_attempts: int = 3) -> str:
+def state_text(document: dict[str, Any], max_attempts: int) -> str:
     """The headline of a status page: "Waiting for a worker", "Running", "Retrying", …"""
     status = document["status"]
     if status == "ready":
@@ -213,7 +213,7 @@ def render_status(
     base: str = "",
     home: str = "/",
     refresh: int | None = None,
-    max_attempts: int = 3,
+    max_attempts: int,
     result: ResultView | None = None,
     start_url: str | None = None,
     now: float | None = None,

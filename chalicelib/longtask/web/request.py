@@ -10,14 +10,11 @@ from urllib.parse import parse_qs
 
 from chalice.app import Request
 
+from ..encoding import media_type
 from .responses import HttpError
 
 OWNER_COOKIE = "longtask_owner"
 _OWNER_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-def _media_type(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
 
 
 def _accept_quality(accept: str, wanted: str, least_rank: int = 0) -> float:
@@ -42,7 +39,7 @@ def _accept_quality(accept: str, wanted: str, least_rank: int = 0) -> float:
 
 
 def wants_json(request: Request) -> bool:
-    if _media_type(request.headers.get("content-type")) == "application/json":
+    if media_type(request.headers.get("content-type")) == "application/json":
         return True
     accept = request.headers.get("accept") or ""
     return _accept_quality(accept, "application/json") > _accept_quality(accept, "text/html")
@@ -99,7 +96,7 @@ def _json_object(text: str) -> dict[str, list[Any]]:
 def read_parameters(request: Request, max_bytes: int) -> dict[str, list[Any]]:
     """Every parameter of a start request, from its body and query string, by name."""
     text = _body_text(request, max_bytes)
-    media = _media_type(request.headers.get("content-type"))
+    media = media_type(request.headers.get("content-type"))
     given: dict[str, list[Any]] = {}
     if text.strip():
         if media == "application/json":

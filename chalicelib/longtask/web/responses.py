@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from chalice import Response
 
+from ..encoding import compact_json
 from .pages import render
 
 _CSP = (
@@ -64,7 +64,7 @@ class HttpError(Exception):
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = compact_json(body)
     return Response(body=text, status_code=status, headers={**_JSON_HEADERS, **(headers or {})})
 
 

@@ -24,7 +24,7 @@
   var task = document.getElementById("task");
   var statusUrl = task.getAttribute("data-status-url");
   var title = task.getAttribute("data-title");
-  var maxAttempts = parseInt(task.getAttribute("data-max-attempts"), 10) || 3;
+  var maxAttempts = parseInt(task.getAttribute("data-max-attempts"), 10);
 
   var doc = null;          // the last status document
   var receivedAt = 0;      // when it arrived (client clock, ms)
