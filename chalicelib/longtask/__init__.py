@@ -8,12 +8,15 @@ from .errors import (
     InvalidParams,
     KeyReused,
     LongtaskError,
+    NonDeterministic,
+    PartFailed,
     QuotaExceeded,
     TaskCancelled,
     TaskGone,
     TaskNotFound,
     UnknownKind,
 )
+from .fanout import PartFailure
 from .longtasks import LongTasks
 from .params import Boolean, Integer, Number, Param, Text
 from .settings import Settings
@@ -30,8 +33,11 @@ __all__ = [
     "KeyReused",
     "LongTasks",
     "LongtaskError",
+    "NonDeterministic",
     "Number",
     "Param",
+    "PartFailed",
+    "PartFailure",
     "QuotaExceeded",
     "ResultDisplay",
     "Settings",

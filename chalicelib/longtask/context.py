@@ -6,10 +6,11 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from . import fanout
 from .attempt import Attempt
 from .encoding import compact_json
 from .errors import Conflict, HandOff, LostClaim, OutOfTime, OverTimeLimit, TaskCancelled
-from .fanout import Fanout
+from .fanout import Operations
 from .model import Progress, Status
 from .progress import ProgressThrottle, update_rate
 
@@ -23,16 +24,17 @@ class RunContext:
     def __init__(
         self,
         attempt: Attempt,
+        operations: Operations,
         progress_interval: float,
         deadline: float | None,
-        fanout: Fanout | None = None,
-        parent_ended: Callable[[], bool] | None = None,
         time_limit_at: float | None = None,
+        stop_when: Callable[[], bool] | None = None,
     ) -> None:
         self._attempt = attempt
-        self._fanout = fanout
-        self._parent_ended = parent_ended  # for a part of a map: has its task ended?
-        self.parent_was_cancelled = False
+        self._operations = operations
+        # Asked at each progress write: whether the task must stop as if cancelled (a
+        # part of a map, whose task has ended).
+        self._stop_when = stop_when
         self._time_limit_at = time_limit_at
         self._clock = attempt.clock
         self._task = attempt.task
@@ -104,9 +106,7 @@ class RunContext:
     def step(self, name: str, fn: Callable[[], Any]) -> Any:
         """Runs `fn()` once per task and keeps its result (JSON); when the task runs
         again (a hand-over, a takeover, after a map) it returns the kept result."""
-        if self._fanout is None:
-            raise RuntimeError("ctx.step is for task functions")
-        return self._fanout.step(name, fn)
+        return fanout.step(self._operations, name, fn)
 
     def map(
         self,
@@ -120,10 +120,10 @@ class RunContext:
         and returns the results in item order. The task waits without a worker; it
         runs again from the top when the last part has ended, and this call then
         returns the kept results. A part that fails for good fails the task, unless
-        at most `tolerate` parts failed (their results are None)."""
-        if self._fanout is None or self._task.parent is not None:
+        at most `tolerate` parts failed: each of those has a PartFailure for a result."""
+        if self._task.part is not None:
             raise RuntimeError("ctx.map is for task functions, not for the parts of a map")
-        return self._fanout.map(items, fn, max_parallel, tolerate)
+        return fanout.run_map(self._operations, items, fn, max_parallel, tolerate)
 
     @property
     def cancelled(self) -> bool:
@@ -136,8 +136,7 @@ class RunContext:
 
     def flush(self, now: float) -> None:
         """Writes the progress (and renews the lease) if the task is still ours."""
-        if self._parent_ended is not None and self._parent_ended():
-            self.parent_was_cancelled = True
+        if self._stop_when is not None and self._stop_when():
             raise TaskCancelled()
         changes: dict[str, Any] = {"progress": self.progress, **self.unwritten_checkpoint()}
         try:

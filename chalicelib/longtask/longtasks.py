@@ -176,7 +176,7 @@ class LongTasks:
                 backends.results,
                 self.settings,
                 clock=self.clock,
-                on_end=self.service.settle,
+                release=self.service.release,
             )
         return self._runner
 
@@ -202,4 +202,3 @@ class LongTasks:
                 kept.append(task_id)
         if kept:
             raise RetryLater(f"task(s) {', '.join(kept)} will be delivered again")
-

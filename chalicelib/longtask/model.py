@@ -107,6 +107,18 @@ APART: Any = StoredApart()
 
 
 @dataclass(frozen=True)
+class PartOf:
+    """What makes a record a part of another task's map."""
+
+    parent: str  # the id of the task whose map it belongs to
+    map: str  # the memo key of that map
+    index: int  # its place among the map's items
+    function: str  # "module:qualname" of the function it runs
+    item: Any = None  # its item (JSON), unless the item is large and kept at `item_at`
+    item_at: str | None = None  # the result-store key of a large item
+
+
+@dataclass(frozen=True)
 class TaskRecord:
     id: str
     kind: str
@@ -126,13 +138,16 @@ class TaskRecord:
     resume: bool = False  # a checkpointed run handed over to its next invocation
     requeues: int = 0  # times the dead-letter handler queued it again
     expires_at: int | None = None
-    # A part of another task's ctx.map: that task's id and this part's place in the map.
-    parent: str | None = None
-    part: int | None = None
+    part: PartOf | None = None  # set on the parts of another task's ctx.map
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    @property
+    def parent(self) -> str | None:
+        """The task whose map this record is a part of."""
+        return None if self.part is None else self.part.parent
 
     def lease_is_live(self, now: float) -> bool:
         return self.lease_until is not None and self.lease_until > now

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import time
@@ -12,8 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from .attempt import Attempt
-from .backends import Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
-from .backends.keys import part_id
+from .backends import Backends, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
 from .context import RunContext
 from .errors import (
     Conflict,
@@ -24,7 +22,7 @@ from .errors import (
     TaskCancelled,
     WaitForParts,
 )
-from .fanout import Fanout
+from .fanout import Operations, Part, count_ended, waiting_progress
 from .model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
 from .tasks import EncodedResult, TaskRegistry, download_name, encode_result
@@ -49,7 +47,7 @@ class Outcome(StrEnum):
         return self is Outcome.RETRY
 
 
-_ENDS_A_PART = frozenset({Outcome.DONE, Outcome.FAILED, Outcome.CANCELLED})
+_ENDS_THE_TASK = frozenset({Outcome.DONE, Outcome.FAILED, Outcome.CANCELLED})
 
 
 def _failed(error: ErrorInfo, now: float) -> dict[str, Any]:
@@ -74,8 +72,12 @@ class Runner:
     settings: Settings
     clock: Callable[[], float] = time.time
     # Called with the id of an owner's task that has ended, so that its place in the
-    # owner's quota is given back (LongTasks wires the service's `settle`).
-    on_end: Callable[[str], None] | None = None
+    # owner's quota is given back (LongTasks wires the service's `release`).
+    release: Callable[[str], None] | None = None
+
+    @property
+    def backends(self) -> Backends:
+        return Backends(self.store, self.queue, self.results)
 
     def run(
         self,
@@ -101,7 +103,7 @@ class Runner:
             task, self.store, self.queue, receipt_handle, lease, self.clock, visible_at=now + lease
         )
         outcome = self._run_attempt(attempt, now, invocation)
-        if outcome in _ENDS_A_PART:
+        if outcome in _ENDS_THE_TASK:
             self._ended(task)
         return outcome
 
@@ -109,71 +111,65 @@ class Runner:
         task = attempt.task
         definition = self.registry.get(task.kind)
         if definition is None:
-            return self._fail(attempt, ErrorInfo("UnknownTask", f"no task kind {task.kind!r}"))
+            error = ErrorInfo("UnknownTask", f"no task kind {task.kind!r}")
+            return self._attempt_failed(attempt, error, final=True)
         deadline = None
         if invocation is not None:
             # Keep enough of the invocation to save a checkpoint and hand over.
             margin = min(max(2.0, 0.1 * invocation), 60.0)
             deadline = now + invocation - margin
-        fanout = Fanout(task, self.store, self.queue, self.results, self.clock)
-        parent_ended = None
-        if task.parent is not None:
-            parent_id = task.parent
-
-            def parent_ended() -> bool:
-                parent = self.store.get(parent_id)
-                return parent is None or parent.is_terminal
-
-            if parent_ended():
-                return self._cancel_part(attempt)
         time_limit_at = None
         if definition.max_seconds is not None:
             time_limit_at = (task.started_at or now) + definition.max_seconds
+        part = None if task.part is None else Part(task, self.backends)
+        if part is not None and part.parent_ended():
+            return self._end(attempt, Status.CANCELLED)
         ctx = RunContext(
             attempt,
+            Operations(task, self.backends, self.clock),
             self.settings.progress_interval,
             deadline,
-            fanout,
-            parent_ended,
             time_limit_at,
+            stop_when=None if part is None else part.parent_ended,
         )
         try:
-            if task.parent is None:
-                value = definition.function(dict(task.params), ctx)
-                encoded = encode_result(value)
+            if part is None:
+                encoded = encode_result(definition.function(dict(task.params), ctx))
             else:
-                value = fanout.function_of(task)(fanout.item_of(task), ctx)
-                fanout.keep_result(task, value)
+                part.run(ctx)
                 encoded = None
         except TaskCancelled:
-            if task.parent is not None and ctx.parent_was_cancelled:
-                return self._cancel_part(attempt)
             log.info("task %s cancelled during attempt %d", task.id, task.attempts)
-            return Outcome.CANCELLED
+            # A part stops because its task ended, and says so in its own record.
+            return Outcome.CANCELLED if part is None else self._end(attempt, Status.CANCELLED)
         except LostClaim:
             log.warning("task %s: attempt %d lost its claim", task.id, task.attempts)
             return Outcome.DROPPED
         except HandOff:
-            return self._hand_off(attempt, ctx)
+            return self._suspend(attempt, ctx, ctx.progress, queue_now=True)
         except WaitForParts as waiting:
-            return self._wait_for_parts(attempt, ctx, waiting)
+            # The last part to end queues the task again; so does this write, if they all
+            # ended while the task was looking.
+            progress = waiting_progress(waiting, ctx.progress, self.clock())
+            outcome = self._suspend(attempt, ctx, progress, waiting.done >= waiting.total)
+            return Outcome.WAITING if outcome is Outcome.HANDED_OFF else outcome
         except OverTimeLimit:
             # Final: the limit counts from the first start, so another attempt could
             # only fail the same way.
             limit = ErrorInfo("TimeLimit", f"ran longer than {definition.max_seconds:g} s")
-            return self._fail(attempt, limit)
+            return self._attempt_failed(attempt, limit, ctx.progress, final=True)
         except OutOfTime:
             error = ErrorInfo(
                 "TimeoutError",
                 "did not finish within the worker's time limit; save progress with "
                 "ctx.checkpoint() so that the next invocation continues from there",
             )
-            return self._attempt_failed(attempt, ctx, error)
+            return self._attempt_failed(attempt, error, ctx.progress)
         except Exception as exc:
             log.exception("task %s: attempt %d failed", task.id, task.attempts)
             error = ErrorInfo(type(exc).__name__, str(exc)[:MAX_ERROR_MESSAGE_CHARS])
             final = bool(getattr(exc, "final", False))
-            return self._attempt_failed(attempt, ctx, error, final=final)
+            return self._attempt_failed(attempt, error, ctx.progress, final=final)
         return self._finish(attempt, ctx, encoded)
 
     def _claim(self, task_id: str, now: float, lease: float) -> TaskRecord | Outcome:
@@ -266,24 +262,37 @@ class Runner:
         self.results.put(key, encoded.body, encoded.content_type, filename, task.id, task.attempts)
         return ResultInfo(key, encoded.content_type, filename, len(encoded.body))
 
-    def _hand_off(self, attempt: Attempt, ctx: RunContext) -> Outcome:
-        handed_over = {
+    def _suspend(
+        self, attempt: Attempt, ctx: RunContext, progress: Progress, queue_now: bool
+    ) -> Outcome:
+        """Ends this invocation with the task still running: its checkpoint and progress
+        written, no worker and no lease held, and `resume` set so that the next delivery
+        continues it. `queue_now` sends that delivery; else something else will (the
+        last part of a map)."""
+        suspended = {
             **ctx.unwritten_checkpoint(),
-            "progress": ctx.progress,
+            "progress": progress,
             "resume": True,
             "lease_until": None,
             "updated_at": self.clock(),
         }
-        if not attempt.write_if_ours(handed_over):
+        if not attempt.write_if_ours(suspended):
             return Outcome.DROPPED
-        # If this send fails the handler raises, the message comes back, and the
-        # claim finds `resume` set: the continuation happens either way.
-        self.queue.send(attempt.task.id)
+        if queue_now:
+            # If this send fails the handler raises, the message comes back, and the
+            # claim finds `resume` set: the continuation happens either way.
+            self.queue.send(attempt.task.id)
         return Outcome.HANDED_OFF
 
     def _attempt_failed(
-        self, attempt: Attempt, ctx: RunContext, error: ErrorInfo, final: bool = False
+        self,
+        attempt: Attempt,
+        error: ErrorInfo,
+        progress: Progress | None = None,
+        final: bool = False,
     ) -> Outcome:
+        """Ends the attempt as failed: the task fails for good when `final` or when its
+        attempts are used up, else waits in ERROR for its retry after a backoff."""
         final = final or attempt.number >= self.settings.max_attempts
         now = self.clock()
         if final:
@@ -295,7 +304,8 @@ class Runner:
                 "lease_until": None,
                 "updated_at": now,
             }
-        changes["progress"] = ctx.progress
+        if progress is not None:
+            changes["progress"] = progress
         if not attempt.write_if_ours(changes):
             return Outcome.DROPPED
         if final:
@@ -303,9 +313,11 @@ class Runner:
         attempt.show_message_in(self.settings.retry_delay(attempt.number))
         return Outcome.RETRY
 
-    def _fail(self, attempt: Attempt, error: ErrorInfo) -> Outcome:
-        failed = _failed(error, self.clock())
-        return Outcome.FAILED if attempt.write_if_ours(failed) else Outcome.DROPPED
+    def _end(self, attempt: Attempt, status: Status) -> Outcome:
+        """Ends the attempt's task in `status` (without a result), if still ours."""
+        now = self.clock()
+        ended = {"status": status, "finished_at": now, "updated_at": now, "lease_until": None}
+        return Outcome(status.value) if attempt.write_if_ours(ended) else Outcome.DROPPED
 
     def _give_up(self, task: TaskRecord, error: ErrorInfo, now: float) -> bool:
         """Fails a task no worker holds (none started it, or its lease ran out)."""
@@ -358,68 +370,10 @@ class Runner:
         error = task.error if task.status is Status.ERROR and task.error else lost
         return Outcome.FAILED if self._give_up(task, error, now) else Outcome.RETRY
 
-    # -- fan-out
-
-    def _wait_for_parts(self, attempt: Attempt, ctx: RunContext, waiting: WaitForParts) -> Outcome:
-        """Ends the parent's invocation while its parts run: it holds no worker and no
-        lease, and `resume` lets the delivery that the last part sends continue it."""
-        now = self.clock()
-        waits = {
-            "progress": Progress(
-                f"{waiting.done} of {waiting.total} parts done",
-                waiting.done,
-                waiting.total,
-                now,
-                ctx.progress.rate if ctx.progress.total_steps == waiting.total else None,
-            ),
-            **ctx.unwritten_checkpoint(),
-            "resume": True,
-            "lease_until": None,
-            "updated_at": now,
-        }
-        if not attempt.write_if_ours(waits):
-            return Outcome.DROPPED
-        if waiting.done >= waiting.total:
-            self.queue.send(attempt.task.id)  # the parts finished while it was writing
-        return Outcome.WAITING
-
-    def _cancel_part(self, attempt: Attempt) -> Outcome:
-        """A part whose parent has ended (cancelled or failed) stops for good."""
-        now = self.clock()
-        cancelled = {"status": Status.CANCELLED, "finished_at": now, "updated_at": now}
-        return Outcome.CANCELLED if attempt.write_if_ours(cancelled) else Outcome.DROPPED
-
     def _ended(self, task: TaskRecord) -> None:
         """Says that `task` has ended to whoever keeps count: a part to its map, an
         owner's task to the owner's quota. Both are idempotent."""
-        if task.parent is not None:
-            self._report_part(task)
-        elif task.owner is not None and self.on_end is not None:
-            self.on_end(task.id)
-
-    def _report_part(self, part: TaskRecord) -> None:
-        """Counts an ended part in its map (once, however often it is reported), shows
-        the parent's combined progress, queues the next part of a bounded map, and
-        queues the parent once the last part has ended."""
-        key, parent_id = part.params.get("map"), part.parent
-        if not key or parent_id is None or part.part is None:
-            return
-        count, state = self.store.memo_add(key, part.part)
-        if not state:
-            return
-        total, window = int(state["total"]), int(state["parallel"])
-        now = self.clock()
-        elapsed = max(now - float(state["started_at"]), 1e-3)
-        progress = Progress(f"{count} of {total} parts done", count, total, now, count / elapsed)
-        # Refused when a later count is shown already, or the parent has ended.
-        with contextlib.suppress(Conflict):
-            self.store.update(
-                parent_id,
-                {"progress": progress, "updated_at": now},
-                Expect.into(Status.STARTED, step_below=count),
-            )
-        following = window + count - 1
-        if window < total and following < total:
-            self.queue.send(part_id(key, following))
-        if count >= total:
-            self.queue.send(parent_id)
+        if task.part is not None:
+            count_ended(task.part, self.backends, self.clock)
+        elif task.owner is not None and self.release is not None:
+            self.release(task.id)

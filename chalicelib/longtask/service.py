@@ -160,7 +160,7 @@ class TaskService:
             admission = Admission(task.owner, sys.maxsize, sys.maxsize, now, remember_until=until)
         return self._start(task.kind, dict(task.params), task.owner, admission)
 
-    def settle(self, task_id: str) -> None:
+    def release(self, task_id: str) -> None:
         """Gives back the owner's active place of a task that has ended (once; a repeat
         or a task still running changes nothing). Called after every write that may
         have ended a task."""
@@ -206,7 +206,7 @@ class TaskService:
                 },
                 Expect.into(Status.FAILED),
             )
-            self.settle(task.id)
+            self.release(task.id)
             raise
         return task
 
@@ -263,7 +263,7 @@ class TaskService:
             )
         except Conflict as exc:
             raise AlreadyFinished(exc.current or task) from None
-        self.settle(task.id)
+        self.release(task.id)
         return cancelled
 
     # -- operators

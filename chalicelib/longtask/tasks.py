@@ -48,7 +48,8 @@ class TaskContext(Protocol):
         max_parallel: int | None = None,
         tolerate: int = 0,
     ) -> list[Any]:
-        """Runs `fn(item, ctx)` on each item in parallel workers; the results in order."""
+        """Runs `fn(item, ctx)` on each item in parallel workers; the results in order (a
+        PartFailure for each of at most `tolerate` parts that failed for good)."""
 
 
 TaskFunction = Callable[[dict[str, Any], TaskContext], Any]

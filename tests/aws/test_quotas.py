@@ -107,7 +107,7 @@ def test_a_task_that_ends_frees_its_place_exactly_once(
     # Every way an end is seen again gives nothing back twice.
     for document in (first, second):
         task_id = json.loads(document.body)["id"]
-        aws.tasks.service.settle(task_id)
+        aws.tasks.service.release(task_id)
         again = client.http.delete(f"/tasks/sleep/{task_id}", headers=json_headers())
         assert again.status_code == 409
     assert [start().status_code for _ in range(3)] == [202, 202, 429]

@@ -654,7 +654,7 @@ def test_a_worker_killed_mid_task_is_replaced_and_its_task_taken_over_after_the_
 def test_a_worker_killed_mid_part_is_taken_over_and_the_total_stays_exact(
     stack_factory: StackFactory,
 ) -> None:
-    from chalicelib.longtask.backends.keys import part_id
+    from chalicelib.longtask.backends.keys import operation_key, part_id
 
     stack = stack_factory(env={"LONGTASK_LEASE_SECONDS": str(LEASE_SECONDS)}, workers=2)
     began = time.monotonic()
@@ -662,7 +662,8 @@ def test_a_worker_killed_mid_part_is_taken_over_and_the_total_stays_exact(
     until(lambda: time.monotonic() - began > WORKER_MIN_LIFE + 1, 30, "grown-up workers", stack)
     # Two parts of 25,000,000 numbers: each runs for seconds, with a block a step.
     document = start(stack, "primes", limit=50_000_000, parts=2)
-    parts = [part_id(f"{document['id']}#map1", i) for i in range(2)]
+    # The map is the task's first operation.
+    parts = [part_id(operation_key(document["id"], 1), i) for i in range(2)]
 
     def part_under_way() -> str | None:
         for task_id in parts:

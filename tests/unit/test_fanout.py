@@ -14,8 +14,8 @@ from chalice import Chalice
 from chalicelib.longtask import Integer, LongTasks, TaskContext, testing
 from chalicelib.longtask.backends import MemoryQueue, MemoryTaskStore
 from chalicelib.longtask.backends.keys import part_id
-from chalicelib.longtask.fanout import MAX_PARTS
-from chalicelib.longtask.model import Status, TaskRecord
+from chalicelib.longtask.fanout import MAX_PARTS, PartFailure
+from chalicelib.longtask.model import ErrorInfo, Status, TaskRecord
 from chalicelib.longtask.settings import Settings
 
 CALLS: Counter[str] = Counter()
@@ -66,6 +66,16 @@ def too_many(params: dict[str, Any], ctx: TaskContext) -> None:
     ctx.map(range(MAX_PARTS + 1), square)
 
 
+# What the next run of `changing` does: tests change it between two runs of one task.
+PROGRAM: dict[str, Any] = {}
+
+
+def changing(params: dict[str, Any], ctx: TaskContext) -> list[Any]:
+    first = ctx.step(PROGRAM["step"], lambda: "first")
+    again = ctx.step(PROGRAM["step"], lambda: "again")  # the same name, its own operation
+    return [first, again, *ctx.map(PROGRAM["items"], square)]
+
+
 @pytest.fixture
 def tasks() -> Iterator[LongTasks]:
     app = Chalice(app_name="fanout-test")
@@ -76,6 +86,8 @@ def tasks() -> Iterator[LongTasks]:
     tasks.task("sizes")(sizes)
     tasks.task("forever")(forever)
     tasks.task("too-many")(too_many)
+    tasks.task("changing")(changing)
+    PROGRAM.update(step="fetch", items=[1, 2])
     testing.in_memory(tasks, Settings(progress_interval=0, retry_seconds=1), testing.VirtualClock())
     CALLS.clear()
     yield tasks
@@ -85,6 +97,17 @@ def store_of(tasks: LongTasks) -> MemoryTaskStore:
     store = tasks.backends.store
     assert isinstance(store, MemoryTaskStore)
     return store
+
+
+def parts_of(tasks: LongTasks, task: TaskRecord) -> list[TaskRecord]:
+    """The parts of the task's map, in item order."""
+    parts = [r for r in store_of(tasks).tasks.values() if r.parent == task.id]
+    return sorted(parts, key=lambda p: p.part.index if p.part else -1)
+
+
+def map_key_of(tasks: LongTasks, task: TaskRecord) -> str:
+    (key,) = {p.part.map for p in parts_of(tasks, task) if p.part}
+    return key
 
 
 def test_a_hundred_parts_return_exact_results_in_item_order(tasks: LongTasks) -> None:
@@ -99,10 +122,11 @@ def test_a_hundred_parts_return_exact_results_in_item_order(tasks: LongTasks) ->
 
 def test_parts_are_hidden_records_with_derived_ids_and_no_owner(tasks: LongTasks) -> None:
     task = testing.run_task(tasks, "squares", n=3)
-    store = store_of(tasks)
-    parts = [store.tasks[part_id(f"{task.id}#map1", i)] for i in range(3)]
-    assert [p.part for p in parts] == [0, 1, 2]
-    assert all(p.parent == task.id and p.owner is None for p in parts)
+    parts = parts_of(tasks, task)
+    key = map_key_of(tasks, task)
+    assert [p.id for p in parts] == [part_id(key, i) for i in range(3)]
+    assert [p.part.index for p in parts if p.part] == [0, 1, 2]
+    assert all(p.parent == task.id and p.owner is None and p.params == {} for p in parts)
     assert all(p.status is Status.DONE for p in parts)
 
 
@@ -122,7 +146,7 @@ def test_every_message_delivered_twice_still_counts_each_part_once(
     assert task.status is Status.DONE
     assert testing.result_of(tasks, task) == {"squares": [i * i for i in range(20)]}
     assert all(CALLS[f"square {i}"] == 1 for i in range(20)), CALLS
-    finished = store_of(tasks).sets[f"{task.id}#map1"]
+    finished = store_of(tasks).sets[map_key_of(tasks, task)]
     assert finished == set(range(20))
     # A copy of the parent's first message may wake it early (it finds the map unfinished
     # and waits again), but the map completes for it exactly once.
@@ -135,7 +159,7 @@ def test_a_part_delivered_ten_times_at_once_runs_once(tasks: LongTasks) -> None:
     task = tasks.start("squares", n=5)
     testing.drain(tasks)  # the parts ran; now pretend SQS hands one of them out again
     for _ in range(10):
-        queue.send(part_id(f"{task.id}#map1", 2))
+        queue.send(part_id(map_key_of(tasks, task), 2))
     testing.drain(tasks)
     final = store_of(tasks).get(task.id)
     assert final is not None and final.status is Status.DONE
@@ -147,7 +171,8 @@ def test_a_bounded_map_never_runs_more_parts_than_allowed_at_once(tasks: LongTas
     assert isinstance(queue, MemoryQueue)
     task = tasks.start("squares", n=12, parallel=3)
     testing.drain(tasks, max_deliveries=2)  # the parent, then one part
-    parts = [part_id(f"{task.id}#map1", i) for i in range(12)]
+    parts = [p.id for p in parts_of(tasks, task)]
+    assert len(parts) == 12
     queued = [task_id for task_id, _ in queue.sent if task_id in parts]
     assert len(queued) == 4  # the first three, then the one after the part that ended
     testing.drain(tasks)
@@ -162,14 +187,23 @@ def test_a_poison_part_fails_the_task_with_the_part_named(tasks: LongTasks) -> N
     assert task.error is not None and task.error.type == "PartFailed"
     assert "part 4 of 6 failed: ValueError: item 3 is poison" in task.error.message
     assert task.attempts == 1  # replaying the map cannot help: no second attempt
-    poisoned = store_of(tasks).get(part_id(f"{task.id}#map1", 3))
-    assert poisoned is not None and poisoned.attempts == 3  # the part itself was retried
+    poisoned = parts_of(tasks, task)[3]
+    assert poisoned.attempts == 3  # the part itself was retried
 
 
-def test_a_tolerated_failure_leaves_a_gap(tasks: LongTasks) -> None:
+def test_a_tolerated_failure_comes_back_as_a_value_that_says_it_failed(
+    tasks: LongTasks,
+) -> None:
     task = testing.run_task(tasks, "poisoned", tolerate=1)
     assert task.status is Status.DONE
-    assert testing.result_of(tasks, task) == [0, 1, 2, None, 4, 5]
+    failure = {
+        "failed": True,
+        "index": 3,
+        "error": {"type": "ValueError", "message": "item 3 is poison"},
+    }
+    assert testing.result_of(tasks, task) == [0, 1, 2, failure, 4, 5]
+    seen = PartFailure(3, ErrorInfo("ValueError", "item 3 is poison"))
+    assert seen == failure and seen.index == 3 and seen.error.type == "ValueError"
 
 
 def test_large_results_come_back_whole(tasks: LongTasks) -> None:
@@ -184,10 +218,9 @@ def test_cancelling_the_parent_stops_its_parts_at_their_next_progress(tasks: Lon
     testing.drain(tasks, max_deliveries=1)  # the parent starts the map and waits
     tasks.service.cancel("forever", task.id, viewer=None)
     testing.drain(tasks)
-    store = store_of(tasks)
-    parts = [store.tasks[part_id(f"{task.id}#map1", i)] for i in range(3)]
+    parts = parts_of(tasks, task)
     assert [p.status for p in parts] == [Status.CANCELLED] * 3
-    parent = store.get(task.id)
+    parent = store_of(tasks).get(task.id)
     assert parent is not None and parent.status is Status.CANCELLED
 
 
@@ -208,8 +241,8 @@ def test_a_part_running_when_the_parent_is_cancelled_stops(tasks: LongTasks) -> 
     store.update = cancel_midway  # type: ignore[method-assign]
     testing.drain(tasks)
     assert seen, "a part reported progress"
-    parts = [store.tasks[part_id(f"{task.id}#map1", i)] for i in range(3)]
-    assert all(p.status is Status.CANCELLED for p in parts)
+    parts = parts_of(tasks, task)
+    assert len(parts) == 3 and all(p.status is Status.CANCELLED for p in parts)
     assert all((p.progress.step or 0) <= 6 for p in parts)
 
 
@@ -235,3 +268,32 @@ def test_a_lambda_as_the_part_function_is_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="top level of a module"):
         function_ref(lambda item, ctx: item)
     assert json.loads(json.dumps(function_ref(square))) == f"{__name__}:square"
+
+
+def test_two_steps_of_one_name_are_two_operations(tasks: LongTasks) -> None:
+    task = testing.run_task(tasks, "changing")
+    assert task.status is Status.DONE, task.error
+    assert testing.result_of(tasks, task) == ["first", "again", 1, 4]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"step": "download"}, "operation 1 (ctx.step 'download') was ctx.step 'fetch'"),
+        ({"items": [1, 2, 3]}, "operation 3 (ctx.map 'tests.unit.test_fanout:square') was "),
+        ({"items": [1, 2, 3]}, "was called with 3 items, 2 in an earlier run of this task"),
+        ({"items": [2, 1]}, "was called with other items than in an earlier run"),
+    ],
+)
+def test_a_replay_of_a_changed_program_fails_naming_the_operation(
+    tasks: LongTasks, change: dict[str, Any], named: str
+) -> None:
+    task = tasks.start("changing")
+    testing.drain(tasks, max_deliveries=1)  # two steps, then the map starts and waits
+    PROGRAM.update(change)  # a deploy changed the function while its parts ran
+    testing.drain(tasks)
+    final = store_of(tasks).get(task.id)
+    assert final is not None and final.status is Status.FAILED
+    assert final.error is not None and final.error.type == "NonDeterministic"
+    assert named in final.error.message
+    assert final.attempts == 1  # no attempt could continue it

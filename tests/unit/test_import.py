@@ -22,3 +22,16 @@ def test_import_app_works_with_an_empty_environment() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_the_wheel_lists_every_package_of_the_framework() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    source = ROOT / "chalicelib" / "longtask"
+    present = {
+        ".".join(("longtask", *init.parent.relative_to(source).parts))
+        for init in source.rglob("__init__.py")
+    }
+    assert listed == present

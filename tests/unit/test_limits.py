@@ -65,7 +65,7 @@ def test_an_owners_place_comes_back_when_a_task_ends_however_it_ends() -> None:
     third = service.start_request("quick", {}, OWNER).task
     service.cancel("quick", third.id, OWNER)
     for task_id in (first.id, second.id, third.id):
-        service.settle(task_id)  # seen again: nothing more comes back
+        service.release(task_id)  # seen again: nothing more comes back
     service.start_request("quick", {}, OWNER)
     with pytest.raises(QuotaExceeded):
         service.start_request("quick", {}, OWNER)

@@ -14,6 +14,7 @@ from ..model import TERMINAL
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
+
 def admit(
     client: DynamoDBClient, table: str, item: dict[str, Any], task_id: str, admission: Admission
 ) -> None:

@@ -7,7 +7,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..encoding import compact_json
-from ..model import APART, ErrorInfo, Progress, ResultInfo, Status, TaskRecord, iso, parse_iso
+from ..model import (
+    APART,
+    ErrorInfo,
+    PartOf,
+    Progress,
+    ResultInfo,
+    Status,
+    TaskRecord,
+    iso,
+    parse_iso,
+)
 
 # Each record field as DynamoDB attributes: name, type, and how to turn the
 # field into attribute values and back.
@@ -74,6 +84,16 @@ def field_attributes(name: str, value: Any) -> dict[str, Any]:
         }
     if name == "resume":
         return {"resume": value or None}
+    if name == "part":
+        m: PartOf | None = value
+        return {
+            "parent": m and m.parent,
+            "part": m and m.index,
+            "part_map": m and m.map,
+            "part_function": m and m.function,
+            "part_item": None if m is None or m.item_at else compact_json(m.item),
+            "part_item_at": m and m.item_at,
+        }
     return {name: value}
 
 
@@ -128,6 +148,16 @@ def item_to_record(item: Mapping[str, Any]) -> TaskRecord:
         resume=bool(a.get("resume", False)),
         requeues=int(a.get("requeues", 0)),
         expires_at=a.get("expires_at"),
-        parent=a.get("parent"),
-        part=a.get("part"),
+        part=(
+            PartOf(
+                a["parent"],
+                a["part_map"],
+                int(a["part"]),
+                a["part_function"],
+                json.loads(a["part_item"]) if "part_item" in a else None,
+                a.get("part_item_at"),
+            )
+            if "parent" in a
+            else None
+        ),
     )

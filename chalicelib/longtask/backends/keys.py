@@ -31,9 +31,10 @@ def start_key_item_id(key: str) -> str:
     return f"start#{key}"
 
 
-def operation_key(task_id: str, operation: str) -> str:
-    """The memo of one operation (a step or a map) of a task, by its operation id."""
-    return f"{task_id}#{operation}"
+def operation_key(task_id: str, position: int) -> str:
+    """The memo of a task's operation (a step or a map) at `position` (1 for the first
+    ctx.step or ctx.map a run calls)."""
+    return f"{task_id}#op{position}"
 
 
 def part_result_key(map_key: str, index: int) -> str:
