@@ -9,35 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends import keys
 from ..backends.writes import (
-    CURSOR_FIELDS,
     Admission,
     Expect,
     IfMissing,
     Increment,
     Page,
-    decode_cursor,
-    encode_cursor,
     kept_apart,
 )
 from ..encoding import compact_json
-from ..errors import Conflict, InvalidCursor
-from ..model import APART, Status, TaskRecord, iso
-from . import admissions
+from ..errors import Conflict
+from ..model import APART, Status, TaskRecord
+from . import admissions, queries
 from .codec import RECORD_FIELDS, field_attributes, item_to_record, record_to_item
 from .expressions import Expression
+from .queries import FAILED_DAY, day_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-OWNER_INDEX = "by_owner"
-# Sparse: only failed records carry `failed_day` (YYYY-MM-DD of finished_at), so an
-# operator lists a day's failures with one query instead of scanning every task.
-FAILED_INDEX = "failed"
-FAILED_DAY = "failed_day"
-
-
-def day_of(ts: float) -> str:
-    return (iso(ts) or "")[:10]
 
 
 class DynamoTaskStore:
@@ -195,51 +183,15 @@ class DynamoTaskStore:
         item = response.get("Item")
         return json.loads(item["checkpoint"]["S"]) if item else None
 
-    def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
-        """The owner's tasks, newest first, from the keys-only owner index."""
-        kwargs: dict[str, Any] = {}
-        if cursor is not None:
-            after = decode_cursor(cursor, CURSOR_FIELDS)
-            if after["owner"] != owner:
-                raise InvalidCursor(cursor)
-            kwargs["ExclusiveStartKey"] = {name: {"S": value} for name, value in after.items()}
-        response = self.client.query(
-            TableName=self.table,
-            IndexName=OWNER_INDEX,
-            KeyConditionExpression="#owner = :owner",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":owner": {"S": owner}},
-            ScanIndexForward=False,
-            Limit=limit,
-            **kwargs,
-        )
-        ids = [item["id"]["S"] for item in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        next_cursor = None
-        if last:
-            next_cursor = encode_cursor({name: last[name]["S"] for name in CURSOR_FIELDS})
-        return Page(self.get_many(ids), next_cursor)
-
     def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
         """The records of `task_ids`, in that order; ones that do not exist left out."""
-        found = {item["id"]["S"]: item_to_record(item) for item in self._batch_get(list(task_ids))}
+        items = queries.batch_get(self.client, self.table, list(task_ids))
+        found = {item["id"]["S"]: item_to_record(item) for item in items}
         return [found[i] for i in task_ids if i in found]
 
-    def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
-        """Every item of `keys` that exists (BatchGetItem, 100 keys a request)."""
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):
-            wanted: dict[str, Any] = {
-                self.table: {
-                    "Keys": [{"id": {"S": k}} for k in keys[start : start + 100]],
-                    "ConsistentRead": True,
-                }
-            }
-            while wanted:
-                response = self.client.batch_get_item(RequestItems=wanted)
-                items.extend(response.get("Responses", {}).get(self.table, []))
-                wanted = response.get("UnprocessedKeys") or {}
-        return items
+    def list_by_owner(self, owner: str, limit: int, cursor: str | None = None) -> Page:
+        ids, next_cursor = queries.owner_page(self.client, self.table, owner, limit, cursor)
+        return Page(self.get_many(ids), next_cursor)
 
     # -- memos: items whose id is the memo's key (never a task id), the value as JSON
 
@@ -251,7 +203,7 @@ class DynamoTaskStore:
 
     def memo_get_many(self, keys: Sequence[str]) -> dict[str, Any]:
         values = {}
-        for item in self._batch_get(list(keys)):
+        for item in queries.batch_get(self.client, self.table, list(keys)):
             if "memo" in item:
                 values[item["id"]["S"]] = _memo_value(item)
         return values
@@ -303,25 +255,7 @@ class DynamoTaskStore:
     # -- operators
 
     def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
-        """From the sparse failed index: one query per day, newest day first."""
-        ids: list[str] = []
-        day = until
-        while len(ids) < limit and day_of(day) >= day_of(since):
-            response = self.client.query(
-                TableName=self.table,
-                IndexName=FAILED_INDEX,
-                KeyConditionExpression="#day = :day AND #finished BETWEEN :since AND :until",
-                ExpressionAttributeNames={"#day": FAILED_DAY, "#finished": "finished_at"},
-                ExpressionAttributeValues={
-                    ":day": {"S": day_of(day)},
-                    ":since": {"S": iso(since) or ""},
-                    ":until": {"S": iso(until) or ""},
-                },
-                ScanIndexForward=False,
-                Limit=limit - len(ids),
-            )
-            ids += [item["id"]["S"] for item in response.get("Items", [])]
-            day -= 86400
+        ids = queries.failed_ids(self.client, self.table, since, until, limit)
         found = [t for t in self.get_many(ids) if t.finished_at is None or t.finished_at < until]
         return found[:limit]
 
