@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .backends import Clock, Expect, TaskQueue, TaskStore
+from .backends.writes import ending
 from .errors import Conflict
 from .model import Status, TaskRecord
 
@@ -38,6 +39,7 @@ class Attempt:
         lease_seconds: float,
         clock: Clock,
         visible_at: float,
+        stale_seconds: float,
     ) -> None:
         self.task = task
         self.number = task.attempts
@@ -47,10 +49,14 @@ class Attempt:
         self.lease_seconds = lease_seconds
         self.clock = clock
         self._visible_at = visible_at  # when the message shows again if nobody hides it
+        self._stale_seconds = stale_seconds
 
     def write(self, changes: Mapping[str, Any]) -> TaskRecord:
-        """Writes `changes` if this attempt still holds the task, else raises Conflict."""
-        target = changes.get("status", Status.STARTED)
+        """Writes `changes` if this attempt still holds the task, else raises Conflict.
+        A write that ends the task gives its owner's place back at the same time."""
+        target = Status(changes.get("status", Status.STARTED))
+        if target.is_terminal:
+            changes = ending(self.task, changes)
         return self.store.update(self.task.id, changes, running(self.number, target))
 
     def write_if_ours(self, changes: Mapping[str, Any]) -> bool:
@@ -75,7 +81,14 @@ class Attempt:
             self.hide_message(now)
         # Never past the time the message shows again: a delivery after a crash must
         # find the lease expired, or it would only count a receive.
-        return self.write({**changes, "lease_until": self._visible_at, "updated_at": now})
+        renewed = {
+            **changes,
+            "lease_until": self._visible_at,
+            "updated_at": now,
+            # Moves only with the lease: the due index is not written at every progress.
+            "due_at": self._visible_at + self._stale_seconds,
+        }
+        return self.write(renewed)
 
     def lease_running_out(self, now: float) -> bool:
         """Whether less than a third of a lease of hiding is left: the next progress must

@@ -167,12 +167,15 @@ class Execution:
         written, no worker and no lease held, and `resume` set so that the next delivery
         continues it. `queue_now` sends that delivery; else something else will (the
         last part of a map)."""
+        now = self.clock()
         suspended = {
             **ctx.unwritten_checkpoint(),
             "progress": progress,
             "resume": True,
             "lease_until": None,
-            "updated_at": self.clock(),
+            "updated_at": now,
+            # Unless a delivery continues it by then, the reconciler does.
+            "due_at": self.settings.due(now),
         }
         if not attempt.write_if_ours(suspended):
             return Outcome.DROPPED
@@ -193,6 +196,7 @@ class Execution:
         attempts are used up, else waits in ERROR for its retry after a backoff."""
         final = final or attempt.number >= self.settings.max_attempts
         now = self.clock()
+        delay = self.settings.retry_delay(attempt.number)
         if final:
             changes = failure(error, now)
         else:
@@ -201,6 +205,7 @@ class Execution:
                 "error": error,
                 "lease_until": None,
                 "updated_at": now,
+                "due_at": self.settings.due(now + delay),
             }
         if progress is not None:
             changes["progress"] = progress
@@ -208,7 +213,7 @@ class Execution:
             return Outcome.DROPPED
         if final:
             return Outcome.FAILED
-        attempt.show_message_in(self.settings.retry_delay(attempt.number))
+        attempt.show_message_in(delay)
         return Outcome.RETRY
 
     def _end(self, attempt: Attempt, status: Status) -> Outcome:

@@ -139,6 +139,16 @@ class TaskRecord:
     requeues: int = 0  # times the dead-letter handler queued it again
     expires_at: int | None = None
     part: PartOf | None = None  # set on the parts of another task's ctx.map
+    # The owner whose active place in the quota the record holds; the write that ends
+    # the task gives it back (a Release among its changes).
+    counted: str | None = None
+    # When the record must have moved on, or the reconciler looks at it: set while the
+    # task has not ended (and only then), moved by each write that moves the task on.
+    due_at: float | None = None
+    # The token of the write that last changed the record: a write retried after its
+    # answer was lost finds its own token, and knows that it applied. Bookkeeping, not
+    # state: two records that differ only in it are equal.
+    writer: str | None = field(default=None, compare=False)
 
     @property
     def is_terminal(self) -> bool:

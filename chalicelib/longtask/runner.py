@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .attempt import Attempt
 from .backends import Backends, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
+from .backends.writes import ending
 from .errors import Conflict
 from .execution import Execution, Outcome, failure
 from .fanout import count_ended
@@ -59,11 +60,18 @@ class Runner:
             # Only the worker that resumes a task reads a large checkpoint.
             task = task.evolve(checkpoint=self.store.checkpoint(task.id))
         attempt = Attempt(
-            task, self.store, self.queue, receipt_handle, lease, self.clock, visible_at=now + lease
+            task,
+            self.store,
+            self.queue,
+            receipt_handle,
+            lease,
+            self.clock,
+            visible_at=now + lease,
+            stale_seconds=self.settings.stale_seconds,
         )
         outcome = self._execution.run(attempt, now, invocation)
         if outcome.ended_the_task:
-            self._ended(task)
+            self._part_ended(task)  # its owner's place went back with the write that ended it
         return outcome
 
     def _claim(self, task_id: str, now: float, lease: float) -> TaskRecord | Outcome:
@@ -78,6 +86,7 @@ class Runner:
             "lease_until": now + lease,
             "started_at": IfMissing(now),
             "updated_at": now,
+            "due_at": self.settings.due(now + lease),
         }
         limit = self.settings.max_attempts
         try:
@@ -104,7 +113,12 @@ class Runner:
             try:
                 return self.store.update(
                     task_id,
-                    {"lease_until": now + lease, "updated_at": now, "resume": False},
+                    {
+                        "lease_until": now + lease,
+                        "updated_at": now,
+                        "resume": False,
+                        "due_at": self.settings.due(now + lease),
+                    },
                     Expect.into(Status.STARTED, attempts=current.attempts, resume=True),
                 )
             except Conflict:
@@ -130,13 +144,13 @@ class Runner:
         try:
             self.store.update(
                 task.id,
-                failure(error, now),
+                ending(task, failure(error, now)),
                 # Whichever it is in, as long as no live lease holds it.
                 Expect.into(Status.FAILED, attempts=task.attempts, lease_expired_by=now),
             )
         except Conflict:
             return False
-        self._ended(task.evolve(status=Status.FAILED))
+        self._part_ended(task)
         return True
 
     def dead_letter(self, task_id: str) -> Outcome:
@@ -162,7 +176,7 @@ class Runner:
             try:
                 self.store.update(
                     task.id,
-                    {"requeues": Increment(1), "updated_at": now},
+                    {"requeues": Increment(1), "updated_at": now, "due_at": self.settings.due(now)},
                     Expect.still(task),
                 )
             except Conflict:
@@ -176,10 +190,15 @@ class Runner:
         error = task.error if task.status is Status.ERROR and task.error else lost
         return Outcome.FAILED if self._give_up(task, error, now) else Outcome.RETRY
 
-    def _ended(self, task: TaskRecord) -> None:
-        """Says that `task` has ended to whoever keeps count: a part to its map, an
-        owner's task to the owner's quota. Both are idempotent."""
+    def _part_ended(self, task: TaskRecord) -> None:
+        """Counts an ended part in its map (idempotent: a part may be told twice)."""
         if task.part is not None:
             count_ended(task.part, self.backends, self.clock)
-        elif task.owner is not None and self.release is not None:
+
+    def _ended(self, task: TaskRecord) -> None:
+        """A record found ended: a part is counted in its map again (a crash may have
+        come between its end and its report); a task that still holds its owner's place
+        (ended by a write that did not give it back) gives it back. Both idempotent."""
+        self._part_ended(task)
+        if task.counted is not None and self.release is not None:
             self.release(task.id)

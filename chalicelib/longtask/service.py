@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import Admission, Backends, Clock, Expect, Page
+from .backends.writes import ending
 from .encoding import compact_json
 from .errors import (
     AlreadyFinished,
@@ -183,7 +184,9 @@ class TaskService:
             created_at=now,
             updated_at=now,
             owner=owner,
+            counted=None if admission is None else admission.owner,
             expires_at=int(now + self.settings.retention_seconds),
+            due_at=self.settings.due(now),
         )
         backends = self.backends
         if admission is None:
@@ -195,18 +198,21 @@ class TaskService:
         except Exception:
             # Without its message the task would wait forever: say so instead.
             log.exception("task %s: could not queue it", task.id)
+            # If this write fails too, the reconciler queues the task once it is due.
             backends.store.update(
                 task.id,
-                {
-                    "status": Status.FAILED,
-                    "finished_at": self.clock(),
-                    "error": ErrorInfo(
-                        "QueueError", "the task could not be queued; start it again"
-                    ),
-                },
+                ending(
+                    task,
+                    {
+                        "status": Status.FAILED,
+                        "finished_at": self.clock(),
+                        "error": ErrorInfo(
+                            "QueueError", "the task could not be queued; start it again"
+                        ),
+                    },
+                ),
                 Expect.into(Status.FAILED),
             )
-            self.release(task.id)
             raise
         return task
 
@@ -256,15 +262,13 @@ class TaskService:
         task = self.find(kind, task_id, viewer, owner_only=True)
         now = self.clock()
         try:
-            cancelled = self.backends.store.update(
+            return self.backends.store.update(
                 task.id,
-                {"status": Status.CANCELLED, "finished_at": now, "updated_at": now},
+                ending(task, {"status": Status.CANCELLED, "finished_at": now, "updated_at": now}),
                 Expect.into(Status.CANCELLED),
             )
         except Conflict as exc:
             raise AlreadyFinished(exc.current or task) from None
-        self.release(task.id)
-        return cancelled
 
     # -- operators
 

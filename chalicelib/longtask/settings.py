@@ -114,6 +114,8 @@ _NUMBERS: tuple[tuple[str, str, type, float], ...] = (
     ("retry_seconds", "LONGTASK_RETRY_SECONDS", float, 0),
     ("max_active_per_owner", "LONGTASK_MAX_ACTIVE_PER_OWNER", int, 1),
     ("starts_per_minute", "LONGTASK_STARTS_PER_MINUTE", int, 1),
+    ("stale_seconds", "LONGTASK_STALE_SECONDS", float, 1),
+    ("reconcile_seconds", "LONGTASK_RECONCILE_SECONDS", float, 1),
 )
 
 
@@ -137,6 +139,11 @@ class Settings:
     worker_concurrency: int | None = None  # most worker Lambdas the queue may run at once
     max_active_per_owner: int = 5  # tasks one owner may have queued or running
     starts_per_minute: int = 30  # starts one owner may make in a minute
+    # How long past the time a task should have moved on (been claimed, taken over,
+    # retried, continued) the reconciler takes it for stuck and repairs it.
+    stale_seconds: float = 120.0
+    # How often the local stack runs the reconciler (on AWS a schedule runs it each minute).
+    reconcile_seconds: float = 60.0
     endpoint_url: str | None = None
 
     def resource(self, name: str) -> str:
@@ -172,6 +179,10 @@ class Settings:
         if self.lease_seconds is not None:
             return self.lease_seconds
         return (invocation_seconds or _MAX_LAMBDA_SECONDS) + 30
+
+    def due(self, moves_on_by: float) -> float:
+        """When the reconciler looks at a task that should move on by `moves_on_by`."""
+        return moves_on_by + self.stale_seconds
 
     def retry_delay(self, attempt: int) -> float:
         """Backoff before attempt `attempt + 1`: doubling, at most 15 minutes."""

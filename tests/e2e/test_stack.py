@@ -67,7 +67,7 @@ def test_table_has_the_templates_key_index_ttl_and_backups(stack: RunningStack) 
     assert {"AttributeName": "id", "AttributeType": "S"} in table["AttributeDefinitions"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"by_owner", "failed"}
+    assert set(indexes) == {"by_owner", "failed", "due"}
     assert indexes["by_owner"]["KeySchema"] == [
         {"AttributeName": "owner", "KeyType": "HASH"},
         {"AttributeName": "created_at", "KeyType": "RANGE"},
@@ -76,6 +76,11 @@ def test_table_has_the_templates_key_index_ttl_and_backups(stack: RunningStack) 
     assert indexes["failed"]["KeySchema"] == [
         {"AttributeName": "failed_day", "KeyType": "HASH"},
         {"AttributeName": "finished_at", "KeyType": "RANGE"},
+    ]
+    # The reconciler's view: only records of tasks that have not ended carry due_shard.
+    assert indexes["due"]["KeySchema"] == [
+        {"AttributeName": "due_shard", "KeyType": "HASH"},
+        {"AttributeName": "due_at", "KeyType": "RANGE"},
     ]
     assert all(i["Projection"]["ProjectionType"] == "KEYS_ONLY" for i in indexes.values())
     ttl = dynamodb.describe_time_to_live(TableName=table["TableName"])["TimeToLiveDescription"]

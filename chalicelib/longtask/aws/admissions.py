@@ -16,15 +16,21 @@ if TYPE_CHECKING:
 
 
 def admit(
-    client: DynamoDBClient, table: str, item: dict[str, Any], task_id: str, admission: Admission
+    client: DynamoDBClient,
+    table: str,
+    item: dict[str, Any],
+    task_id: str,
+    admission: Admission,
+    token: str,
 ) -> None:
     """One transaction: the idempotency key (if any), the owner's active count, the
     owner's starts in this minute and the record itself. DynamoDB applies all or
     none, so of fifty concurrent starts exactly the allowed number get through,
-    and of two concurrent repeats of one key exactly one makes a task."""
+    and of two concurrent repeats of one key exactly one makes a task.
+
+    `item` carries `token` as its writer: a retry of this very transaction after its
+    answer was lost finds the record written by it, and is a success."""
     a = admission
-    item = {**item}
-    item[COUNTED] = {"S": a.owner}
     writes: list[dict[str, Any]] = []
     if a.key_item_id is not None:
         writes.append(
@@ -58,6 +64,8 @@ def admit(
     try:
         client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
     except client.exceptions.TransactionCanceledException as exc:
+        if _written_by(client, table, task_id, token):
+            return
         reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
         failed = [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
         failed += [False] * (len(writes) - len(failed))
@@ -71,6 +79,16 @@ def admit(
         if failed[len(counts)]:
             raise Conflict(None) from None  # an id drawn twice: 128 random bits say never
         raise
+
+
+def _written_by(client: DynamoDBClient, table: str, task_id: str, token: str) -> bool:
+    response = client.get_item(
+        TableName=table,
+        Key={"id": {"S": task_id}},
+        ProjectionExpression="writer",
+        ConsistentRead=True,
+    )
+    return (response.get("Item") or {}).get("writer", {}).get("S") == token
 
 
 def _count(table: str, count: Count) -> dict[str, Any]:
@@ -104,6 +122,17 @@ def _repeated(
     return Repeated(item["task_id"]["S"], item["fingerprint"]["S"])
 
 
+def give_back(table: str, owner: str) -> dict[str, Any]:
+    """The transaction write that takes one off the owner's count of active tasks."""
+    return {
+        "TableName": table,
+        "Key": {"id": {"S": keys.owner_item_id(owner)}},
+        "UpdateExpression": f"SET {ACTIVE} = {ACTIVE} - :one",
+        "ConditionExpression": f"attribute_exists({ACTIVE})",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    }
+
+
 def release(client: DynamoDBClient, table: str, task_id: str) -> bool:
     """Removes `counted` from an ended record and takes one off its owner's active
     count, in one transaction conditioned on `counted` still being there: of any
@@ -128,7 +157,7 @@ def release(client: DynamoDBClient, table: str, task_id: str) -> bool:
                     "Update": {
                         "TableName": table,
                         "Key": {"id": {"S": task_id}},
-                        "UpdateExpression": "REMOVE #counted",
+                        "UpdateExpression": "REMOVE #counted, due_at, due_shard",
                         "ConditionExpression": (
                             f"#counted = :owner AND #status IN ({', '.join(terminal)})"
                         ),
@@ -139,15 +168,7 @@ def release(client: DynamoDBClient, table: str, task_id: str) -> bool:
                         "ExpressionAttributeValues": {":owner": {"S": owner}, **terminal},
                     }
                 },
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": {"id": {"S": keys.owner_item_id(owner)}},
-                        "UpdateExpression": f"SET {ACTIVE} = {ACTIVE} - :one",
-                        "ConditionExpression": f"attribute_exists({ACTIVE})",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
+                {"Update": give_back(table, owner)},  # type: ignore[typeddict-item]
             ]
         )
     except client.exceptions.TransactionCanceledException:

@@ -44,6 +44,9 @@ def decode(attr: Mapping[str, Any]) -> Any:
 
 
 RECORD_FIELDS = frozenset(TaskRecord.__dataclass_fields__)
+# The partition key of the due index (one partition: a task that has not ended is in it
+# until it ends, sorted by `due_at`).
+DUE_SHARD = "due_shard"
 
 
 def field_attributes(name: str, value: Any) -> dict[str, Any]:
@@ -84,6 +87,9 @@ def field_attributes(name: str, value: Any) -> dict[str, Any]:
         }
     if name == "resume":
         return {"resume": value or None}
+    if name == "due_at":
+        # The due index is sparse: only a record that has not ended is in it.
+        return {"due_at": value, DUE_SHARD: None if value is None else "0"}
     if name == "part":
         m: PartOf | None = value
         return {
@@ -148,6 +154,9 @@ def item_to_record(item: Mapping[str, Any]) -> TaskRecord:
         resume=bool(a.get("resume", False)),
         requeues=int(a.get("requeues", 0)),
         expires_at=a.get("expires_at"),
+        counted=a.get("counted"),
+        due_at=a.get("due_at"),
+        writer=a.get("writer"),
         part=(
             PartOf(
                 a["parent"],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from ..backends.writes import Expect
-from .codec import encode
+from ..backends.writes import Expect, IfMissing, Increment, Release
+from ..model import Status
+from .codec import encode, field_attributes
+from .queries import FAILED_DAY, day_of
 
 
 class Expression:
@@ -67,3 +70,56 @@ class Expression:
         elif expect.resume is False:
             parts.append(f"attribute_not_exists({self.name('resume')})")
         return " AND ".join(parts) or f"attribute_exists({self.name('id')})"
+
+
+def update_of(
+    table: str, task_id: str, changes: Mapping[str, Any], expect: tuple[Expect, ...]
+) -> dict[str, Any]:
+    """The UpdateItem request (without its ReturnValues) of a conditional write."""
+    expr = Expression()
+    sets: list[str] = []
+    removes: list[str] = []
+    for field, value in changes.items():
+        if isinstance(value, Increment):
+            sets.append(
+                f"{expr.name(field)} = if_not_exists({expr.name(field)}, "
+                f"{expr.value(0)}) + {expr.value(value.by)}"
+            )
+            continue
+        if isinstance(value, IfMissing):
+            for attr, attr_value in field_attributes(field, value.value).items():
+                if attr_value is not None:
+                    sets.append(
+                        f"{expr.name(attr)} = if_not_exists({expr.name(attr)}, "
+                        f"{expr.value(attr_value)})"
+                    )
+            continue
+        if isinstance(value, Release):
+            value = None
+        for attr, attr_value in field_attributes(field, value).items():
+            if attr_value is None:
+                removes.append(expr.name(attr))
+            else:
+                sets.append(f"{expr.name(attr)} = {expr.value(attr_value)}")
+    finished = changes.get("finished_at")
+    if changes.get("status") == Status.FAILED and isinstance(finished, int | float):
+        sets.append(f"{expr.name(FAILED_DAY)} = {expr.value(day_of(finished))}")
+    update = " ".join(
+        part
+        for part in (
+            f"SET {', '.join(sets)}" if sets else "",
+            f"REMOVE {', '.join(removes)}" if removes else "",
+        )
+        if part
+    )
+    write: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"id": {"S": task_id}},
+        "UpdateExpression": update,
+        "ConditionExpression": expr.condition(expect),
+        "ExpressionAttributeNames": expr.names,
+    }
+    # DynamoDB refuses an empty map of values (a change that only removes attributes).
+    if expr.values:
+        write["ExpressionAttributeValues"] = expr.values
+    return write

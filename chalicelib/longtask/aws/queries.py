@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..backends.writes import CURSOR_FIELDS, decode_cursor, encode_cursor
 from ..errors import InvalidCursor
 from ..model import iso
+from .codec import DUE_SHARD
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -17,6 +18,9 @@ OWNER_INDEX = "by_owner"
 # operator lists a day's failures with one query instead of scanning every task.
 FAILED_INDEX = "failed"
 FAILED_DAY = "failed_day"
+# Sparse: only a record that has not ended carries `due_shard` and `due_at` (when the
+# reconciler looks at it unless a write moves it on).
+DUE_INDEX = "due"
 _BATCH = 100  # BatchGetItem's most keys a request
 
 
@@ -94,3 +98,17 @@ def failed_ids(
         ids += [item["id"]["S"] for item in response.get("Items", [])]
         day -= 86400
     return ids
+
+
+def due_ids(client: DynamoDBClient, table: str, by: float, limit: int) -> list[str]:
+    """Ids of records due by `by`, the longest overdue first (the due index)."""
+    response = client.query(
+        TableName=table,
+        IndexName=DUE_INDEX,
+        KeyConditionExpression="#shard = :shard AND #due <= :by",
+        ExpressionAttributeNames={"#shard": DUE_SHARD, "#due": "due_at"},
+        ExpressionAttributeValues={":shard": {"S": "0"}, ":by": {"N": repr(by)}},
+        ScanIndexForward=True,
+        Limit=limit,
+    )
+    return [item["id"]["S"] for item in response.get("Items", [])]

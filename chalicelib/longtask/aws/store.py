@@ -11,18 +11,18 @@ from ..backends import keys
 from ..backends.writes import (
     Admission,
     Expect,
-    IfMissing,
-    Increment,
     Page,
+    Release,
+    applied,
     kept_apart,
+    new_token,
 )
 from ..encoding import compact_json
 from ..errors import Conflict
-from ..model import APART, Status, TaskRecord
+from ..model import APART, TaskRecord
 from . import admissions, queries
-from .codec import RECORD_FIELDS, field_attributes, item_to_record, record_to_item
-from .expressions import Expression
-from .queries import FAILED_DAY, day_of
+from .codec import RECORD_FIELDS, item_to_record, record_to_item
+from .expressions import Expression, update_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -41,16 +41,20 @@ class DynamoTaskStore:
         self.table = table
         self.retention_seconds = retention_seconds
 
-    def create(self, task: TaskRecord) -> None:
+    def create(self, task: TaskRecord, token: str | None = None) -> None:
+        token = token or new_token()
         try:
             self.client.put_item(
                 TableName=self.table,
-                Item=record_to_item(task),
+                Item=record_to_item(task.evolve(writer=token)),
                 ConditionExpression="attribute_not_exists(id)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
-            raise self._conflict(_item_of(exc), task.id) from None
+            item = _item_of(exc)
+            if written_by(item, token):
+                return  # this very create, retried after its answer was lost
+            raise self._conflict(item, task.id) from None
 
     def get(self, task_id: str) -> TaskRecord | None:
         response = self.client.get_item(
@@ -59,66 +63,73 @@ class DynamoTaskStore:
         item = response.get("Item")
         return item_to_record(item) if item else None
 
-    def update(self, task_id: str, changes: Mapping[str, Any], *expect: Expect) -> TaskRecord:
-        """Applies `changes` if the record matches one of `expect`, else raises Conflict."""
+    def update(
+        self,
+        task_id: str,
+        changes: Mapping[str, Any],
+        *expect: Expect,
+        token: str | None = None,
+    ) -> TaskRecord:
+        """Applies `changes` if the record matches one of `expect`, else raises Conflict.
+
+        The write carries `token` as the record's `writer`: botocore retries a write
+        whose answer was lost with the same request, and a retry that finds its own
+        token knows that the first try applied (instead of taking the refused condition
+        for someone else's write)."""
         unknown = set(changes) - RECORD_FIELDS
         if unknown:
             raise ValueError(f"a task record has no field {', '.join(sorted(unknown))}")
+        token = token or new_token()
         checkpoint = changes.get("checkpoint")
         if kept_apart(checkpoint):
             self._save_checkpoint(task_id, checkpoint, expect)
             changes = {**changes, "checkpoint": APART}
-        expr = Expression()
-        sets: list[str] = []
-        removes: list[str] = []
-        for field, value in changes.items():
-            if isinstance(value, Increment):
-                sets.append(
-                    f"{expr.name(field)} = if_not_exists({expr.name(field)}, "
-                    f"{expr.value(0)}) + {expr.value(value.by)}"
-                )
-                continue
-            if isinstance(value, IfMissing):
-                for attr, attr_value in field_attributes(field, value.value).items():
-                    if attr_value is not None:
-                        sets.append(
-                            f"{expr.name(attr)} = if_not_exists({expr.name(attr)}, "
-                            f"{expr.value(attr_value)})"
-                        )
-                continue
-            for attr, attr_value in field_attributes(field, value).items():
-                if attr_value is None:
-                    removes.append(expr.name(attr))
-                else:
-                    sets.append(f"{expr.name(attr)} = {expr.value(attr_value)}")
-        finished = changes.get("finished_at")
-        if changes.get("status") == Status.FAILED and isinstance(finished, int | float):
-            sets.append(f"{expr.name(FAILED_DAY)} = {expr.value(day_of(finished))}")
-        update = " ".join(
-            part
-            for part in (
-                f"SET {', '.join(sets)}" if sets else "",
-                f"REMOVE {', '.join(removes)}" if removes else "",
-            )
-            if part
-        )
-        condition = expr.condition(expect)
-        # DynamoDB refuses an empty map of values (a change that only removes attributes).
-        values: Any = {"ExpressionAttributeValues": expr.values} if expr.values else {}
+        release = changes.get("counted")
+        write = update_of(self.table, task_id, {**changes, "writer": token}, expect)
+        if isinstance(release, Release):
+            self._end(write, release, token)
+            # A transaction answers without the record: it is the one the caller read,
+            # with these changes.
+            return applied(release.task, changes, token)
         try:
             response = self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": task_id}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=expr.names,
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                **values,
+                **write, ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD"
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
-            raise self._conflict(_item_of(exc), None) from None
+            item = _item_of(exc)
+            if written_by(item, token):
+                assert item is not None
+                return item_to_record(item)
+            raise self._conflict(item, None) from None
         return item_to_record(response["Attributes"])
+
+    def _end(self, write: dict[str, Any], release: Release, token: str) -> None:
+        """The write that ends a counted task and gives its owner's place back: one
+        transaction, so that no crash between two writes leaves the place taken."""
+        record = {**write, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        try:
+            items: Any = [
+                {"Update": record},
+                {"Update": admissions.give_back(self.table, release.owner)},
+            ]
+            self.client.transact_write_items(TransactItems=items)
+        except self.client.exceptions.TransactionCanceledException as exc:
+            reasons = getattr(exc, "response", {}).get("CancellationReasons") or [{}, {}]
+            mine = reasons[0]
+            if mine.get("Code") == "ConditionalCheckFailed":
+                item = mine.get("Item")
+                if written_by(item, token):
+                    return
+                raise self._conflict(item, None) from None
+            if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                # The owner's count expired: there is no place to give back; end it alone.
+                try:
+                    self.client.update_item(**record)
+                except self.client.exceptions.ConditionalCheckFailedException as again:
+                    if not written_by(_item_of(again), token):
+                        raise self._conflict(_item_of(again), None) from None
+                return
+            raise
 
     def _conflict(self, item: Mapping[str, Any] | None, read_again: str | None) -> Conflict:
         """The Conflict of a refused condition, with the record as DynamoDB returned it
@@ -246,13 +257,18 @@ class DynamoTaskStore:
 
     # -- quotas and idempotency (the wire shapes are in admissions.py)
 
-    def admit(self, task: TaskRecord, admission: Admission) -> None:
-        admissions.admit(self.client, self.table, record_to_item(task), task.id, admission)
+    def admit(self, task: TaskRecord, admission: Admission, token: str | None = None) -> None:
+        token = token or new_token()
+        item = record_to_item(task.evolve(counted=admission.owner, writer=token))
+        admissions.admit(self.client, self.table, item, task.id, admission, token)
 
     def release(self, task_id: str) -> bool:
         return admissions.release(self.client, self.table, task_id)
 
     # -- operators
+
+    def due(self, by: float, limit: int) -> list[TaskRecord]:
+        return self.get_many(queries.due_ids(self.client, self.table, by, limit))
 
     def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
         ids = queries.failed_ids(self.client, self.table, since, until, limit)
@@ -264,6 +280,11 @@ def _memo_value(item: Mapping[str, Any] | None) -> Any:
     if not item or "memo" not in item:
         return None
     return json.loads(item["memo"]["S"])
+
+
+def written_by(item: Mapping[str, Any] | None, token: str) -> bool:
+    """Whether `item` was last written by the write that `token` names."""
+    return bool(item) and (item or {}).get("writer", {}).get("S") == token
 
 
 def _item_of(exc: Exception) -> Mapping[str, Any] | None:

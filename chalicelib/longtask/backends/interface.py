@@ -22,17 +22,25 @@ class TaskStore(Protocol):
 
     A checkpoint that `kept_apart` is stored beside the record: records come back with
     `checkpoint` = APART, and `checkpoint()` reads it (only a worker resuming the task).
+
+    Every write names itself with a token (one is drawn when none is given) that the
+    record keeps as its `writer`. The same write made again with the same token, as a
+    retry after a lost answer is, and finding the record as it left it, succeeds
+    without applying twice: a write never takes its own success for someone else's.
     """
 
-    def create(self, task: TaskRecord) -> None:
+    def create(self, task: TaskRecord, token: str | None = None) -> None:
         """Stores a new record; Conflict if its id exists."""
 
     def get(self, task_id: str) -> TaskRecord | None: ...
 
-    def update(self, task_id: str, changes: Mapping[str, Any], *expect: Expect) -> TaskRecord:
+    def update(
+        self, task_id: str, changes: Mapping[str, Any], *expect: Expect, token: str | None = None
+    ) -> TaskRecord:
         """Applies `changes` if the record matches one of `expect` (any record if none is
         given), atomically; returns the new record, or raises Conflict with the current.
-        A checkpoint kept apart is written under the same condition."""
+        A checkpoint kept apart is written under the same condition; a Release gives
+        the owner's place back in the same atomic write."""
 
     def checkpoint(self, task_id: str) -> Any:
         """The checkpoint kept apart from the record (None if there is none)."""
@@ -60,10 +68,11 @@ class TaskStore(Protocol):
         """Adds `member` to the set kept beside the memo of `key` (adding twice is
         harmless) and returns the set's size and the memo's value, atomically."""
 
-    def admit(self, task: TaskRecord, admission: Admission) -> None:
-        """Creates `task` counted as one of its owner's active tasks and starts, and
-        remembers the admission's key, all or nothing. Repeated if the key started a
-        task before (checked first), else OverQuota naming the limit reached."""
+    def admit(self, task: TaskRecord, admission: Admission, token: str | None = None) -> None:
+        """Creates `task` counted as one of its owner's active tasks and starts (its
+        `counted` names the owner), and remembers the admission's key, all or nothing.
+        Repeated if the key started a task before (checked first), else OverQuota
+        naming the limit reached."""
 
     def release(self, task_id: str) -> bool:
         """Gives back the active place of a task that has ended. Only the first call
@@ -72,6 +81,10 @@ class TaskStore(Protocol):
 
     def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
         """Tasks that failed in [since, until), newest first, at most `limit`."""
+
+    def due(self, by: float, limit: int) -> list[TaskRecord]:
+        """Records whose `due_at` is at most `by`, the longest overdue first, at most
+        `limit` (from an index of due records only, never a scan of the table)."""
 
 
 class TaskQueue(Protocol):

@@ -22,12 +22,13 @@ from .writes import (
     CURSOR_FIELDS,
     Admission,
     Expect,
-    IfMissing,
-    Increment,
     Page,
+    Release,
+    applied,
     decode_cursor,
     encode_cursor,
     kept_apart,
+    new_token,
 )
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(TaskRecord))
@@ -46,7 +47,6 @@ class MemoryTaskStore:
         self.sets: dict[str, set[int]] = {}
         self.checkpoints: dict[str, Any] = {}  # the ones kept apart, by task id
         self.items: dict[str, dict[str, Any]] = {}  # quota counts and remembered keys
-        self.counted: dict[str, str] = {}  # task id -> owner whose active count holds it
         self._lock = threading.Lock()
 
     def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
@@ -72,44 +72,60 @@ class MemoryTaskStore:
             text = self.memos.get(key)
             return len(members), None if text is None else json.loads(text)
 
-    def create(self, task: TaskRecord) -> None:
+    def create(self, task: TaskRecord, token: str | None = None) -> None:
         with self._lock:
-            if task.id in self.tasks:
-                raise Conflict(self.tasks[task.id])
-            self.tasks[task.id] = task
+            current = self.tasks.get(task.id)
+            if current is not None:
+                if token is not None and current.writer == token:
+                    return  # this very create, repeated
+                raise Conflict(current)
+            self.tasks[task.id] = task.evolve(writer=token or new_token())
 
     def get(self, task_id: str) -> TaskRecord | None:
         return self.tasks.get(task_id)
 
-    def update(self, task_id: str, changes: Mapping[str, Any], *expect: Expect) -> TaskRecord:
+    def update(
+        self,
+        task_id: str,
+        changes: Mapping[str, Any],
+        *expect: Expect,
+        token: str | None = None,
+    ) -> TaskRecord:
         unknown = set(changes) - _RECORD_FIELDS
         if unknown:
             raise ValueError(f"a task record has no field {', '.join(sorted(unknown))}")
+        token = token or new_token()
         with self._lock:
             current = self.tasks.get(task_id)
+            if current is not None and current.writer == token:
+                return current  # this very write, repeated after its answer was lost
             if current is None or (expect and not any(e.holds_for(current) for e in expect)):
                 raise Conflict(current)
-            values: dict[str, Any] = {}
-            for name, value in changes.items():
-                if isinstance(value, Increment):
-                    value = getattr(current, name) + value.by
-                elif isinstance(value, IfMissing):
-                    existing = getattr(current, name)
-                    value = value.value if existing is None else existing
-                elif name == "checkpoint" and kept_apart(value):
-                    self.checkpoints[task_id] = value
-                    value = APART
-                values[name] = value
-            updated = current.evolve(**values)
+            release = changes.get("counted")
+            if isinstance(release, Release):
+                self._give_back(release.owner)
+            checkpoint = changes.get("checkpoint")
+            if kept_apart(checkpoint):
+                self.checkpoints[task_id] = checkpoint
+                changes = {**changes, "checkpoint": APART}
+            updated = applied(current, changes, token)
             self.tasks[task_id] = updated
             return updated
+
+    def _give_back(self, owner: str) -> None:
+        counter = self.items.get(keys.owner_item_id(owner))
+        if counter is not None:
+            counter[ACTIVE] -= 1
 
     def checkpoint(self, task_id: str) -> Any:
         return self.checkpoints.get(task_id)
 
-    def admit(self, task: TaskRecord, admission: Admission) -> None:
+    def admit(self, task: TaskRecord, admission: Admission, token: str | None = None) -> None:
         a = admission
         with self._lock:
+            current = self.tasks.get(task.id)
+            if current is not None and token is not None and current.writer == token:
+                return  # this very admission, repeated
             key_id = a.key_item_id
             if key_id is not None:
                 known = self.items.get(key_id)
@@ -132,23 +148,25 @@ class MemoryTaskStore:
                 item = self.items.setdefault(count.item_id, {})
                 item[count.counter] = item.get(count.counter, 0) + 1
                 item["expires_at"] = count.expires_at
-            self.counted[task.id] = a.owner
-            self.tasks[task.id] = task
+            self.tasks[task.id] = task.evolve(counted=a.owner, writer=token or new_token())
 
     def release(self, task_id: str) -> bool:
         with self._lock:
             task = self.tasks.get(task_id)
-            if task is None or not task.is_terminal or task_id not in self.counted:
+            if task is None or not task.is_terminal or task.counted is None:
                 return False
-            owner = self.counted.pop(task_id)
-            counter = self.items.get(keys.owner_item_id(owner))
-            if counter is not None:
-                counter[ACTIVE] -= 1
+            self._give_back(task.counted)
+            self.tasks[task_id] = task.evolve(counted=None, due_at=None, writer=new_token())
             return True
 
     def active_count(self, owner: str) -> int:
         """How many of the owner's tasks hold a place in their quota (for tests)."""
         return int(self.items.get(keys.owner_item_id(owner), {}).get(ACTIVE, 0))
+
+    def due(self, by: float, limit: int) -> list[TaskRecord]:
+        due = [t for t in self.tasks.values() if t.due_at is not None and t.due_at <= by]
+        due.sort(key=lambda t: (t.due_at or 0.0, t.id))
+        return due[:limit]
 
     def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
         failed = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,50 @@ class IfMissing:
     """A change that writes its value only where the field has none yet."""
 
     value: Any
+
+
+def new_token() -> str:
+    """A token that names one write (TaskRecord.writer)."""
+    return secrets.token_urlsafe(12)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A change of `counted` that gives back the active place `task` holds in its owner's
+    quota, in the same atomic write that ends it: no crash and no lost answer can leave
+    an ended task counted. Only for a write that moves the task to a terminal status."""
+
+    task: TaskRecord
+
+    @property
+    def owner(self) -> str:
+        assert self.task.counted is not None
+        return self.task.counted
+
+
+def applied(record: TaskRecord, changes: Mapping[str, Any], token: str) -> TaskRecord:
+    """`record` with `changes` applied by the write that `token` names (what a store
+    answers when its write itself returns no record)."""
+    values: dict[str, Any] = {"writer": token}
+    for name, value in changes.items():
+        if isinstance(value, Increment):
+            value = getattr(record, name) + value.by
+        elif isinstance(value, IfMissing):
+            existing = getattr(record, name)
+            value = value.value if existing is None else existing
+        elif isinstance(value, Release):
+            value = None
+        values[name] = value
+    return record.evolve(**values)
+
+
+def ending(task: TaskRecord, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`changes` that end `task`, with its quota place given back in the same write and
+    the record out of the reconciler's sight."""
+    ended = {**changes, "due_at": None}
+    if task.counted is not None:
+        ended["counted"] = Release(task)
+    return ended
 
 
 @dataclass(frozen=True)
