@@ -22,9 +22,10 @@ from chalicelib.longtask.settings import demo_tasks_enabled
 app = Chalice(app_name="longtask")
 tasks = LongTasks(app)  # the routes at the root, the worker and the dead-letter handler
 
-# Lambda looks its handlers up by name in this module: keep these two lines.
+# Lambda looks its handlers up by name in this module: keep these three lines.
 worker = tasks.worker
 dead_letters = tasks.dead_letters
+reconciler = tasks.reconciler
 
 if demo_tasks_enabled():
     demo_tasks.declare(tasks)

@@ -3,11 +3,13 @@ and `configure` do before they touch AWS."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from chalicelib.longtask.reconciler import Repairs
 from dev import stage
 from dev.deploy import api_stage, policies
 from dev.deploy import cli as deploy
@@ -32,6 +34,7 @@ def _alarms(stage_name: str) -> dict[str, dict[str, Any]]:
             "TaskQueue": names["QueueName"],
             "DeadLetterQueue": names["DeadLetterQueueName"],
             "AlarmTopic": names["AlarmTopicArn"],
+            "Tasks": names["TableName"],
         },
         outputs={},
         account_id=ACCOUNT_ID,
@@ -60,6 +63,13 @@ def test_the_alarms_watch_the_api_worker_and_queue_that_chalice_deploy_creates()
     assert ("AWS/Lambda", "Throttles", f"FunctionName={worker}") in watched
     queue = "QueueName=longtask-prod-tasks"
     assert ("AWS/SQS", "ApproximateAgeOfOldestMessage", queue) in watched
+    # The reconciler's repairs, under the dimension its metrics log line names.
+    table = policies.expected_outputs("prod", ACCOUNT_ID, REGION)["TableName"]
+    assert ("longtask", "Repairs", f"Table={table}") in watched
+    line = json.loads(Repairs().metrics(table, 0.0))
+    (directive,) = line["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "longtask" and directive["Dimensions"] == [["Table"]]
+    assert line["Table"] == table and "Repairs" in line
     # Every alarm tells the stage's topic, the one the README says to subscribe to.
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == ["arn:aws:sns:us-east-1:123456789012:longtask-prod-alarms"]

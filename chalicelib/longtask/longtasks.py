@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chalice import Chalice
-from chalice.app import SQSEvent
+from chalice.app import CloudWatchEvent, Rate, SQSEvent
 
 from .aws import aws_backends
 from .aws.queue import decode_message
@@ -18,6 +18,7 @@ from .display import DisplayHook
 from .errors import RetryLater
 from .model import TaskRecord, is_task_id
 from .params import Param
+from .reconciler import BATCH, Reconciler, Repairs
 from .runner import Outcome, Runner
 from .service import TaskService
 from .settings import EventSources, Settings
@@ -31,7 +32,8 @@ class LongTasks:
     """The framework's one public object: `tasks = LongTasks(app)`, then `@tasks.task(...)`.
 
     Lambda finds event handlers as module attributes of app.py, so app.py binds
-    `worker = tasks.worker` and `dead_letters = tasks.dead_letters`.
+    `worker = tasks.worker`, `dead_letters = tasks.dead_letters` and
+    `reconciler = tasks.reconciler`.
 
     `url_prefix` mounts every route under a path of the host app ("/jobs"); longtask
     adds nothing outside it and leaves the host's own routes and answers alone.
@@ -94,6 +96,13 @@ class LongTasks:
             batch_size=1,
             name="dead_letters",
         )(dead_letters)
+
+        def reconciler(event: CloudWatchEvent) -> None:
+            self.reconcile()
+
+        # Every minute: what went stale is repaired within about `stale_seconds` plus a
+        # minute, and a quiet stage costs one Query a minute.
+        self.reconciler = app.schedule(Rate(1, unit=Rate.MINUTES), name="reconciler")(reconciler)
 
     # -- declaring and starting tasks
 
@@ -179,6 +188,10 @@ class LongTasks:
                 release=self.service.release,
             )
         return self._runner
+
+    def reconcile(self, limit: int = BATCH) -> Repairs:
+        """Repairs what went stale (see reconciler.py); the schedule calls it each minute."""
+        return Reconciler(self.backends, self.settings, self.clock).run(limit)
 
     # -- the Lambda handlers' loop
 

@@ -24,8 +24,8 @@ from typing import Any
 from dev.local.infra import REGION, Stack, load_template, resolve
 from dev.stage import CONFIG_FILE, TEMPLATE_FILE
 
-# The functions of app.py: Chalice's API handler and the two SQS handlers.
-FUNCTIONS = ("api_handler", "worker", "dead_letters")
+# The functions of app.py: Chalice's API handler, the two SQS handlers and the schedule.
+FUNCTIONS = ("api_handler", "worker", "dead_letters", "reconciler")
 
 # The environment variable that each name Output of the infra stack fills in.
 OUTPUT_VARIABLES = {
@@ -126,6 +126,19 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         Grant("DeadLetterEventSource", SQS_EVENT_SOURCE_ACTIONS, ("{DeadLetterQueueArn}",)),
         _LOGS,
     ),
+    # Reads what is overdue (Query on the due index only, then the records by id), moves
+    # a record's due time or gives an ended task's place back (UpdateItem, alone or in a
+    # transaction; GetItem first for the place), and queues a stuck task (SendMessage).
+    "reconciler": (
+        Grant(
+            "TaskRecords",
+            ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+            ("{TableArn}",),
+        ),
+        Grant("DueTasks", ("dynamodb:Query",), ("{TableArn}/index/due",)),
+        Grant("RequeueTasks", ("sqs:GetQueueUrl", "sqs:SendMessage"), ("{QueueArn}",)),
+        _LOGS,
+    ),
 }
 
 
@@ -142,6 +155,7 @@ CLOUDFORMATION_IDS = {
     "api_handler": "APIHandler",
     "worker": "Worker",
     "dead_letters": "DeadLetters",
+    "reconciler": "Reconciler",
 }
 
 LITERAL = "literal"

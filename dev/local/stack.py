@@ -303,6 +303,9 @@ def start(
         env,
         restartable=True,
     )
+    children.start(
+        "reconciler", [python, "-m", "dev.local.scheduler", "--function", "reconciler"], env
+    )
 
     app_url = f"http://{HOST}:{options.port}/"
     _wait_for(

@@ -15,9 +15,10 @@ from longtask import File, Integer, LongTasks, Number, TaskContext
 app = Chalice(app_name="acme")
 tasks = LongTasks(app, url_prefix="/jobs")
 
-# Lambda looks its handlers up by name in this module: keep these two lines.
+# Lambda looks its handlers up by name in this module: keep these three lines.
 worker = tasks.worker
 dead_letters = tasks.dead_letters
+reconciler = tasks.reconciler
 
 
 @app.route("/")

@@ -3,10 +3,11 @@ the policy file of the function that made it, and every line of those files is u
 
 The lifecycle runs in process on moto (start, status polls, progress, a checkpoint
 hand-off, the result link, a duplicate delivery, cancel while running, a task that fails
-every attempt, a dead letter). A botocore hook on the app's clients records each call
-with the function that made it (a thread-local label: the API routes, `worker` or
-`dead_letters`). The policies are the files `make deploy` writes for the prod stage,
-written here by the same code from the Outputs of the stack that conftest created on moto.
+every attempt, a dead letter, stale records repaired). A botocore hook on the app's
+clients records each call with the function that made it (a thread-local label: the API
+routes, `worker`, `dead_letters` or `reconciler`). The policies are the files `make
+deploy` writes for the prod stage, written here by the same code from the Outputs of the
+stack that conftest created on moto.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from chalice.app import SQSEventConfig
 from chalicelib.longtask.aws.queue import encode_message
 from dev.deploy import cli as deploy
 from dev.deploy import policies
+from dev.local.scheduler import scheduled_event
 from dev.stage import CONFIG_FILE
 
 from .conftest import OWNER, STAGE, Aws, deliver, json_headers, start
@@ -305,6 +307,33 @@ def run_lifecycle(aws: Aws, client: Any, recorder: Recorder) -> None:
     thread.join(timeout=20)
     assert outcomes == ["deleted"]
     assert _record(aws, running["id"])["status"] == {"S": "cancelled"}
+
+    # What went stale, repaired by the reconciler: a task whose message was lost, queued
+    # again; an ended task that still holds its owner's place, which it gives back.
+    with recorder.acting_as("api_handler"):
+        stuck = start(client, "sleep", {"seconds": 0})
+        ended = start(client, "sleep", {"seconds": 0})
+    for message in aws.sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]:
+        aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    for task_id, status in ((stuck["id"], "ready"), (ended["id"], "done")):
+        aws.dynamodb.update_item(  # set up with the test's own client
+            TableName=aws.tasks.settings.table,
+            Key={"id": {"S": task_id}},
+            UpdateExpression="SET #status = :status, due_at = :past",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":status": {"S": status},
+                ":past": {"N": str(time.time() - 1)},
+            },
+        )
+    with recorder.acting_as("reconciler"):
+        aws.app_module.reconciler(scheduled_event("reconciler"), None)
+    assert "counted" not in _record(aws, ended["id"])
+    with recorder.acting_as("worker"):
+        assert deliver(aws) == ["deleted"]
+    assert _record(aws, stuck["id"])["status"] == {"S": "done"}
 
 
 def implied_calls(app: Any, seen: list[Call]) -> list[Call]:

@@ -65,6 +65,8 @@ class Expression:
             parts.append(
                 f"(attribute_not_exists({step}) OR {step} < {self.value(expect.step_below)})"
             )
+        if expect.due_at is not None:
+            parts.append(f"{self.name('due_at')} = {self.value(expect.due_at)}")
         if expect.resume is True:
             parts.append(f"{self.name('resume')} = {self.value(True)}")
         elif expect.resume is False:

@@ -298,6 +298,20 @@ class MemoryQueue:
         with self._lock:
             return len(self._waiting) + len(self._in_flight)
 
+    def lose(self, task_id: str) -> int:
+        """Drops every message of the task, as a send that never happened would leave
+        the queue (for tests); returns how many it dropped."""
+        with self._lock:
+            kept = [m for m in self._waiting if m.task_id != task_id]
+            lost = len(self._waiting) - len(kept)
+            self._waiting = kept
+            heapq.heapify(self._waiting)
+            for handle, message in list(self._in_flight.items()):
+                if message.task_id == task_id:
+                    del self._in_flight[handle]
+                    lost += 1
+            return lost
+
     def _return_expired(self) -> None:
         now = self.clock()
         for handle, message in list(self._in_flight.items()):

@@ -52,6 +52,7 @@ class Expect:
     lease_expired_by: float | None = None
     resume: bool | None = None
     step_below: int | None = None  # progress shows no step yet, or one below this
+    due_at: float | None = None  # the record is due at exactly this time
 
     @classmethod
     def into(cls, target: Status, **conditions: Any) -> Expect:
@@ -60,9 +61,10 @@ class Expect:
         return cls(statuses=sources_of(target), **conditions)
 
     @classmethod
-    def still(cls, task: TaskRecord) -> Expect:
-        """The record is in the status and attempt it was read in."""
-        return cls(statuses=frozenset({task.status}), attempts=task.attempts)
+    def still(cls, task: TaskRecord, **conditions: Any) -> Expect:
+        """The record is in the status and attempt it was read in (and under
+        `conditions`, the other fields of Expect)."""
+        return cls(statuses=frozenset({task.status}), attempts=task.attempts, **conditions)
 
     def holds_for(self, task: TaskRecord) -> bool:
         if self.statuses is not None and task.status not in self.statuses:
@@ -77,6 +79,8 @@ class Expect:
             return False
         step = task.progress.step
         if self.step_below is not None and step is not None and step >= self.step_below:
+            return False
+        if self.due_at is not None and task.due_at != self.due_at:
             return False
         return self.resume is None or task.resume == self.resume
 
