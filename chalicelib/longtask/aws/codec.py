@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..backends.writes import RECORD_FIELDS
 from ..encoding import compact_json
 from ..model import (
     APART,
@@ -43,7 +44,6 @@ def decode(attr: Mapping[str, Any]) -> Any:
     return None
 
 
-RECORD_FIELDS = frozenset(TaskRecord.__dataclass_fields__)
 # The partition key of the due index (one partition: a task that has not ended is in it
 # until it ends, sorted by `due_at`).
 DUE_SHARD = "due_shard"

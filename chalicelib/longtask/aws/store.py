@@ -15,13 +15,14 @@ from ..backends.writes import (
     Release,
     applied,
     kept_apart,
+    known_fields,
     new_token,
 )
 from ..encoding import compact_json
 from ..errors import Conflict
 from ..model import APART, TaskRecord
 from . import admissions, queries
-from .codec import RECORD_FIELDS, item_to_record, record_to_item
+from .codec import item_to_record, record_to_item
 from .expressions import Expression, update_of
 
 if TYPE_CHECKING:
@@ -76,9 +77,7 @@ class DynamoTaskStore:
         whose answer was lost with the same request, and a retry that finds its own
         token knows that the first try applied (instead of taking the refused condition
         for someone else's write)."""
-        unknown = set(changes) - RECORD_FIELDS
-        if unknown:
-            raise ValueError(f"a task record has no field {', '.join(sorted(unknown))}")
+        known_fields(changes)
         token = token or new_token()
         checkpoint = changes.get("checkpoint")
         if kept_apart(checkpoint):

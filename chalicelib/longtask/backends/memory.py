@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..encoding import compact_json
@@ -28,10 +28,9 @@ from .writes import (
     decode_cursor,
     encode_cursor,
     kept_apart,
+    known_fields,
     new_token,
 )
-
-_RECORD_FIELDS = frozenset(f.name for f in fields(TaskRecord))
 
 
 class MemoryTaskStore:
@@ -91,9 +90,7 @@ class MemoryTaskStore:
         *expect: Expect,
         token: str | None = None,
     ) -> TaskRecord:
-        unknown = set(changes) - _RECORD_FIELDS
-        if unknown:
-            raise ValueError(f"a task record has no field {', '.join(sorted(unknown))}")
+        known_fields(changes)
         token = token or new_token()
         with self._lock:
             current = self.tasks.get(task_id)

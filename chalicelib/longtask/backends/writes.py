@@ -8,7 +8,7 @@ import binascii
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..encoding import compact_json
@@ -20,6 +20,18 @@ from . import keys
 # record stays within one DynamoDB write unit (1 KB) and one read unit whatever a task
 # saves. Small ones (a counter, a position) stay inline: reading them costs nothing more.
 INLINE_CHECKPOINT_BYTES = 256
+
+
+RECORD_FIELDS = frozenset(f.name for f in fields(TaskRecord))
+
+
+def known_fields(changes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`changes`, if each names a field of TaskRecord; else ValueError naming the others
+    (a misspelt field is refused before anything is written, by every store)."""
+    unknown = set(changes) - RECORD_FIELDS
+    if unknown:
+        raise ValueError(f"a task record has no field {', '.join(sorted(unknown))}")
+    return changes
 
 
 def kept_apart(checkpoint: Any) -> bool:
