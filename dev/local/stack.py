@@ -303,9 +303,7 @@ def start(
         env,
         restartable=True,
     )
-    children.start(
-        "reconciler", [python, "-m", "dev.local.scheduler", "--function", "reconciler"], env
-    )
+    children.start("scheduler", [python, "-m", "dev.local.scheduler"], env)
 
     app_url = f"http://{HOST}:{options.port}/"
     _wait_for(

@@ -235,6 +235,22 @@ def _shutdown(signum: int, frame: FrameType | None) -> None:
     raise Shutdown
 
 
+def begin(label: str) -> None:
+    """What a local function process does first, as Lambda's runtime would: log lines
+    prefixed by `label`, SIGTERM and SIGINT raise Shutdown, and app.py is importable."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"[{label}] %(levelname)s %(name)s: %(message)s",
+    )
+    # botocore logs every credential and endpoint lookup at INFO.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -250,19 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default=None, help="prefix of this process's log lines")
     args = parser.parse_args(argv)
 
-    label = args.label or args.function
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"[{label}] %(levelname)s %(name)s: %(message)s",
-    )
-    # botocore logs every credential and endpoint lookup at INFO.
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    signal.signal(signal.SIGTERM, _shutdown)
-    signal.signal(signal.SIGINT, _shutdown)
+    begin(args.label or args.function)
     try:
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
         app = importlib.import_module("app").app
         source = find_event_source(app, args.function)
         config = stage.chalice_config(args.function, args.stage)

@@ -331,9 +331,10 @@ def test_timed_out_invocation_is_aborted_like_lambda(probe: RunningStack) -> Non
 
 def test_sigterm_stops_every_child(stack_factory: StackFactory, tmp_path: Path) -> None:
     running = stack_factory(project_dir=probe_project(tmp_path / "project"), workers=2)
-    # moto, the app, two workers and the dead-letter worker all run once Ready is printed.
+    # moto, the app, two workers, the dead-letter worker and the scheduler all run once
+    # Ready is printed.
     children = descendants(running.process.pid)
-    assert len(children) == 5, children
+    assert len(children) == 6, children
     assert running.stop() == 0
     assert [c for pid, c in children.items() if alive(pid)] == []
 

@@ -90,7 +90,7 @@ def test_longtask_adds_routes_only_under_jobs() -> None:
     added = set(host.app.routes) - {"/", "/contact"}
     assert added and all(map(under_jobs, added)), added
     functions = {source.name for source in host.app.event_sources}
-    assert functions == {"worker", "dead_letters"}
+    assert functions == {"worker", "dead_letters", "reconciler"}
 
 
 def test_the_start_page_is_at_jobs_with_its_links_under_jobs(client: Any) -> None:
