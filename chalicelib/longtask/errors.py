@@ -153,6 +153,70 @@ class KeyReused(LongtaskError):
         )
 
 
+class AwsUnavailable(LongtaskError):
+    """AWS stayed throttled or unreachable past the SDK's retries: nothing is wrong with
+    the request, and the same request later will likely succeed."""
+
+    status = 503
+    code = "aws_unavailable"
+    RETRY_AFTER = 5
+
+    def __init__(self, cause: BaseException | None = None) -> None:
+        super().__init__(
+            "the service is busy right now; try again in a few seconds",
+            headers={"Retry-After": str(self.RETRY_AFTER)},
+        )
+        self.cause = cause
+
+
+# Error codes of AWS answers that mean "busy or broken for now", not "wrong request".
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "TransactionInProgressException",
+        "SlowDown",
+        "InternalError",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+# botocore's exceptions for a call that got no answer (a refused or reset connection,
+# a timeout), by name: the framework reads them without importing botocore.
+_NO_ANSWER = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ProxyConnectionError",
+        "HTTPClientError",
+    }
+)
+
+
+def aws_trouble(exc: BaseException) -> bool:
+    """Whether `exc` is AWS being busy or out of reach past the SDK's retries (worth
+    trying again later), rather than a wrong request or a bug."""
+    if isinstance(exc, AwsUnavailable):
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return code in _TRANSIENT_CODES or int(status) >= 500
+    return any(kind.__name__ in _NO_ANSWER for kind in type(exc).__mro__)
+
+
 # The quotas a start may be over: the setting that was reached, its error code, and
 # what the answer says ({allowed} and {retry_after} filled in).
 QUOTAS: dict[str, tuple[str, str]] = {
@@ -270,6 +334,15 @@ class OverTimeLimit(Unwind):
 
 class LostClaim(Unwind):
     """Another worker took the task over (this one was silent past its lease)."""
+
+
+class Bookkeeping(Unwind):
+    """A call longtask makes for the running task (its progress, a step's result, a
+    map's state) failed with AWS trouble: the attempt stops, not by the task's fault."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"AWS trouble: {cause}")
+        self.cause = cause
 
 
 class WaitForParts(Unwind):

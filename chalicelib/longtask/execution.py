@@ -12,7 +12,17 @@ from typing import Any
 from .attempt import Attempt
 from .backends import Backends, Clock
 from .context import RunContext
-from .errors import HandOff, LostClaim, OutOfTime, OverTimeLimit, TaskCancelled, WaitForParts
+from .errors import (
+    AwsUnavailable,
+    Bookkeeping,
+    HandOff,
+    LostClaim,
+    OutOfTime,
+    OverTimeLimit,
+    TaskCancelled,
+    WaitForParts,
+    aws_trouble,
+)
 from .fanout import Operations, Part, waiting_progress
 from .model import ErrorInfo, Progress, ResultInfo, Status, TaskRecord
 from .settings import Settings
@@ -53,16 +63,80 @@ def failure(error: ErrorInfo, now: float) -> dict[str, Any]:
     }
 
 
+class _Bookkept:
+    """A backend whose calls, made for a running attempt, raise Bookkeeping on AWS
+    trouble: the attempt then stops as AWS's fault, never as the task's."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return target(*args, **kwargs)
+            except Exception as exc:
+                if aws_trouble(exc):
+                    raise Bookkeeping(exc) from exc
+                raise
+
+        return call
+
+
+def bookkept(backends: Backends) -> Backends:
+    """`backends` for the calls of a running attempt (see _Bookkept)."""
+    return Backends(
+        _Bookkept(backends.store), _Bookkept(backends.queue), _Bookkept(backends.results)
+    )
+
+
 @dataclass
 class Execution:
     """Runs claimed attempts of tasks to their outcomes."""
 
     registry: TaskRegistry
-    backends: Backends
+    backends: Backends  # as bookkept() makes them
     settings: Settings
     clock: Clock
 
     def run(self, attempt: Attempt, now: float, invocation: float | None) -> Outcome:
+        try:
+            return self._run(attempt, now, invocation)
+        except Bookkeeping as trouble:
+            return self._pause(attempt, trouble)
+
+    def _pause(self, attempt: Attempt, trouble: Bookkeeping) -> Outcome:
+        """Stops an attempt that AWS trouble interrupted without charging the task: it
+        is left as a hand-over is (no lease, `resume` set), and its message comes back
+        shortly to continue it. If AWS refuses this write too, the Bookkeeping goes
+        up to the handler, which keeps the message; the lease then lapses and the task
+        is taken over."""
+        log.warning(
+            "task %s: attempt %d interrupted by AWS trouble (%s); it continues shortly",
+            attempt.task.id,
+            attempt.number,
+            trouble.cause,
+        )
+        if not attempt.write_if_ours(self._released()):
+            return Outcome.DROPPED
+        attempt.show_message_in(AwsUnavailable.RETRY_AFTER)
+        return Outcome.RETRY
+
+    def _released(self) -> dict[str, Any]:
+        """The changes that leave a task running with no worker holding it: the next
+        delivery continues it (`resume`), and the reconciler sees to one if none comes."""
+        now = self.clock()
+        return {
+            "resume": True,
+            "lease_until": None,
+            "updated_at": now,
+            "due_at": self.settings.due(now),
+        }
+
+    def _run(self, attempt: Attempt, now: float, invocation: float | None) -> Outcome:
         task = attempt.task
         definition = self.registry.get(task.kind)
         if definition is None:
@@ -167,16 +241,7 @@ class Execution:
         written, no worker and no lease held, and `resume` set so that the next delivery
         continues it. `queue_now` sends that delivery; else something else will (the
         last part of a map)."""
-        now = self.clock()
-        suspended = {
-            **ctx.unwritten_checkpoint(),
-            "progress": progress,
-            "resume": True,
-            "lease_until": None,
-            "updated_at": now,
-            # Unless a delivery continues it by then, the reconciler does.
-            "due_at": self.settings.due(now),
-        }
+        suspended = {**ctx.unwritten_checkpoint(), "progress": progress, **self._released()}
         if not attempt.write_if_ours(suspended):
             return Outcome.DROPPED
         if queue_now:

@@ -15,7 +15,7 @@ from .aws import aws_backends
 from .aws.queue import decode_message
 from .backends import Backends, Clock
 from .display import DisplayHook
-from .errors import RetryLater
+from .errors import Bookkeeping, RetryLater, aws_trouble
 from .model import TaskRecord, is_task_id
 from .params import Param
 from .reconciler import BATCH, Reconciler, Repairs
@@ -209,7 +209,16 @@ class LongTasks:
             if task_id is None or not is_task_id(task_id):
                 log.warning("dropping a message that is not a task id: %.100r", record.body)
                 continue
-            outcome = handle(task_id, record.receipt_handle, remaining)
+            try:
+                outcome = handle(task_id, record.receipt_handle, remaining)
+            except (Exception, Bookkeeping) as exc:
+                if not aws_trouble(getattr(exc, "cause", exc)):
+                    raise
+                # Not the task's fault: its message comes back (after the visibility
+                # the claim set) and the delivery tries again.
+                log.warning("task %s: AWS trouble (%s); its message comes back", task_id, exc)
+                kept.append(task_id)
+                continue
             log.info("task %s: %s", task_id, outcome.value)
             if outcome.keeps_message:
                 kept.append(task_id)

@@ -12,7 +12,7 @@ from .attempt import Attempt
 from .backends import Backends, Expect, IfMissing, Increment, ResultStore, TaskQueue, TaskStore
 from .backends.writes import ending
 from .errors import Conflict
-from .execution import Execution, Outcome, failure
+from .execution import Execution, Outcome, bookkept, failure
 from .fanout import count_ended
 from .model import APART, ErrorInfo, Status, TaskRecord
 from .settings import Settings
@@ -37,7 +37,8 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.backends = Backends(self.store, self.queue, self.results)
-        self._execution = Execution(self.registry, self.backends, self.settings, self.clock)
+        self._bookkept = bookkept(self.backends)
+        self._execution = Execution(self.registry, self._bookkept, self.settings, self.clock)
 
     def run(
         self,
@@ -61,8 +62,8 @@ class Runner:
             task = task.evolve(checkpoint=self.store.checkpoint(task.id))
         attempt = Attempt(
             task,
-            self.store,
-            self.queue,
+            self._bookkept.store,
+            self._bookkept.queue,
             receipt_handle,
             lease,
             self.clock,

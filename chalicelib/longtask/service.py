@@ -26,8 +26,9 @@ from .errors import (
     TaskGone,
     TaskNotFound,
     UnknownKind,
+    aws_trouble,
 )
-from .model import ErrorInfo, Status, TaskRecord, is_task_id, new_task_id
+from .model import Status, TaskRecord, is_task_id, new_task_id
 from .params import validate
 from .settings import Settings
 from .tasks import TaskDefinition, TaskRegistry
@@ -195,25 +196,13 @@ class TaskService:
             backends.store.admit(task, admission)
         try:
             backends.queue.send(task.id)
-        except Exception:
-            # Without its message the task would wait forever: say so instead.
-            log.exception("task %s: could not queue it", task.id)
-            # If this write fails too, the reconciler queues the task once it is due.
-            backends.store.update(
-                task.id,
-                ending(
-                    task,
-                    {
-                        "status": Status.FAILED,
-                        "finished_at": self.clock(),
-                        "error": ErrorInfo(
-                            "QueueError", "the task could not be queued; start it again"
-                        ),
-                    },
-                ),
-                Expect.into(Status.FAILED),
-            )
-            raise
+        except Exception as exc:
+            if not aws_trouble(exc):
+                raise
+            # The task exists and is due: the reconciler queues it once that time has
+            # come, so the start still succeeds (a later start with the same key finds
+            # this task rather than making another).
+            log.warning("task %s: could not queue it (%s); the reconciler will", task.id, exc)
         return task
 
     # -- looking up

@@ -145,6 +145,9 @@ class Settings:
     # How often the local stack runs the reconciler (on AWS a schedule runs it each minute).
     reconcile_seconds: float = 60.0
     endpoint_url: str | None = None
+    # Fault injection on the AWS clients (faults.py), for a local stack or a test stage:
+    # e.g. "rate=0.08,lost=0.5,seed=7". Unset on a real stage.
+    faults: str | None = None
 
     def resource(self, name: str) -> str:
         """The name of one AWS resource; ConfigError naming its variable if unset."""
@@ -167,6 +170,12 @@ class Settings:
         given["private"] = _flag(env, "LONGTASK_PRIVATE", cls.private)
         given["worker_concurrency"] = worker_concurrency(env)
         given["endpoint_url"] = env.get("AWS_ENDPOINT_URL") or None
+        faults = env.get("LONGTASK_FAULTS", "").strip() or None
+        if faults is not None:
+            from .faults import FaultPlan
+
+            FaultPlan.parse(faults)  # a malformed plan is a ConfigError now, not at a call
+        given["faults"] = faults
         return cls(**given)  # type: ignore[arg-type]
 
     @property

@@ -35,11 +35,13 @@ from .backends import (
     Received,
     memory_backends,
 )
+from .faults import FaultPlan, faulty, without_faults
 from .longtasks import LongTasks
 from .model import TaskRecord
 from .settings import Settings
 
 __all__ = [
+    "FaultPlan",
     "LambdaContext",
     "MemoryQueue",
     "MemoryResults",
@@ -163,15 +165,22 @@ def _as_message(received: Received, clock: Clock) -> dict[str, Any]:
 
 
 def in_memory(
-    tasks: LongTasks, settings: Settings | None = None, clock: Clock | None = None
+    tasks: LongTasks,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    faults: FaultPlan | None = None,
 ) -> Backends:
     """Puts `tasks` on fresh in-memory backends and returns them; with `settings`
     (default: the defaults with a 1 s retry backoff) and `clock` (e.g. a VirtualClock).
     The queue moves a message to its dead letters after LONGTASK_MAX_ATTEMPTS
-    receives, as the infra's redrive policy does."""
+    receives, as the infra's redrive policy does.
+
+    With `faults`, every call the app makes meets them (faults.py); what this returns
+    are the backends without faults, to look at what was stored."""
     settings = settings or Settings(retry_seconds=1.0)
     backends = memory_backends(clock or tasks.clock, max_receives=settings.max_attempts)
-    tasks.use_backends(backends, settings, clock)
+    used = backends if faults is None else faulty(backends, faults)
+    tasks.use_backends(used, settings, clock)
     return backends
 
 
@@ -191,8 +200,7 @@ def drain(
     `timeout_seconds` in all."""
     if clock is None and isinstance(tasks.clock, VirtualClock):
         clock = tasks.clock
-    backends = tasks.backends
-    queue = backends.queue
+    queue = without_faults(tasks.backends.queue)
     if not isinstance(queue, MemoryQueue):
         raise TypeError("drain() needs the in-memory backends: call testing.in_memory first")
     queues = [(queue, tasks.worker, "worker")]
@@ -236,7 +244,7 @@ def run_task(
     queues are empty, and returns the task's final record. Needs `in_memory(tasks)`."""
     task = tasks.start(kind, **params)
     drain(tasks, clock=clock)
-    final = tasks.backends.store.get(task.id)
+    final: TaskRecord | None = without_faults(tasks.backends.store).get(task.id)
     assert final is not None
     return final
 
@@ -245,7 +253,7 @@ def result_of(tasks: LongTasks, task: TaskRecord) -> Any:
     """A done task's result as stored: a JSON value decoded, text as str, else bytes."""
     if task.result is None:
         raise ValueError(f"task {task.id} is {task.status.value}, it has no result")
-    results = tasks.backends.results
+    results = without_faults(tasks.backends.results)
     if not isinstance(results, MemoryResults):
         raise TypeError("result_of() needs the in-memory backends: call testing.in_memory first")
     body, content_type, _ = results.objects[task.result.key]

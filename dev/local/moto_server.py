@@ -5,6 +5,11 @@ server answers requests on many threads: two workers claiming one task at the sa
 moment could both win. On AWS a conditional write is atomic, and longtask's
 "exactly one claim" rests on that, so here every DynamoDB write and read takes one lock.
 
+moto ignores TransactWriteItems' ClientRequestToken; DynamoDB keeps each token for ten
+minutes and answers a repeat of the same transaction with success without applying it
+again (a retry after a lost answer), and a repeat with other items with an error. Here
+too.
+
 moto also backs up the whole table before each TransactWriteItems (a deep copy per
 operation), so a start, which is one transaction, grew slower with every task the table
 held: 3 starts a second after a few hundred tasks. Here a transaction keeps a copy of the
@@ -53,6 +58,52 @@ def make_dynamodb_writes_atomic() -> None:
 
         setattr(DynamoDBBackend, name, locked(method))
     _transactions_copy_only_their_items()
+    _transactions_idempotent_by_token()
+
+
+# How long DynamoDB remembers a transaction's ClientRequestToken.
+TOKEN_SECONDS = 600
+
+
+def _transactions_idempotent_by_token() -> None:
+    import hashlib
+    import json
+    import time
+
+    from moto.dynamodb.exceptions import DynamodbException
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.transact_write_items
+    if getattr(original, "_longtask_tokens", False):
+        return
+    seen: dict[str, tuple[str, float, Any]] = {}  # token -> items digest, when, answer
+
+    @functools.wraps(original)
+    def transact_write_items(self: Any) -> Any:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return original(self)
+        digest = hashlib.sha256(
+            json.dumps(self.body["TransactItems"], sort_keys=True).encode()
+        ).hexdigest()
+        with _LOCK:
+            now = time.monotonic()
+            for old in [t for t, (_, at, _) in seen.items() if now - at > TOKEN_SECONDS]:
+                del seen[old]
+            if token in seen:
+                first, _, answer = seen[token]
+                if first != digest:
+                    raise DynamodbException(
+                        "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                        "this ClientRequestToken was used with other items",
+                    )
+                return answer
+            answer = original(self)
+            seen[token] = (digest, now, answer)
+            return answer
+
+    transact_write_items._longtask_tokens = True  # type: ignore[attr-defined]
+    DynamoHandler.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _transactions_copy_only_their_items() -> None:

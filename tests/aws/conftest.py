@@ -90,9 +90,10 @@ def moto_client(service: str) -> Any:
     return boto3.client(service)
 
 
-def create_infra() -> None:
-    """The resources of infra/template.yaml, as a stack on the current mock AWS."""
-    moto_client("cloudformation").create_stack(
+def create_infra(cloudformation: Any = None) -> None:
+    """The resources of infra/template.yaml, as a stack on the current mock AWS (or on
+    the moto that `cloudformation` is a client of)."""
+    (cloudformation or moto_client("cloudformation")).create_stack(
         StackName=f"longtask-{STAGE}",
         TemplateBody=(ROOT / "infra" / "template.yaml").read_text(),
         Parameters=[

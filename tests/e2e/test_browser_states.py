@@ -171,7 +171,8 @@ def test_a_done_primes_page_says_the_count_and_the_start_page_lists_it(
 
     start_from_form(page, stack, "report", month="2024-02")
     wait_for_status_page(page, "report")
-    expect(page.locator("#state")).to_have_text("Done")
+    # A month of rows takes seconds on a loaded machine.
+    expect(page.locator("#state")).to_have_text("Done", timeout=30 * SECOND)
     assert_accessible(page, "done (report)")
     shots.take(page, "status-done-report", wait="Done")
 

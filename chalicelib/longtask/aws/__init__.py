@@ -20,6 +20,11 @@ def aws_backends(settings: Settings) -> Backends:
     from .store import DynamoTaskStore
 
     table, queue, bucket = (settings.resource(n) for n in ("table", "queue", "bucket"))
+    plan = None
+    if settings.faults:
+        from ..faults import FaultPlan
+
+        plan = FaultPlan.parse(settings.faults)
 
     def client(service: str) -> Any:
         config = Config(
@@ -28,7 +33,12 @@ def aws_backends(settings: Settings) -> Backends:
             s3={"addressing_style": "path"} if settings.endpoint_url else {},
         )
         session: Any = boto3.session.Session()
-        return session.client(service, endpoint_url=settings.endpoint_url, config=config)
+        made = session.client(service, endpoint_url=settings.endpoint_url, config=config)
+        if plan is not None:
+            from ..faults import inject
+
+            inject(made, plan)
+        return made
 
     return Backends(
         DynamoTaskStore(client("dynamodb"), table, settings.retention_seconds),

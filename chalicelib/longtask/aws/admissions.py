@@ -62,7 +62,10 @@ def admit(
         }
     )
     try:
-        client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+        client.transact_write_items(
+            TransactItems=writes,  # type: ignore[arg-type]
+            ClientRequestToken=token,
+        )
     except client.exceptions.TransactionCanceledException as exc:
         if _written_by(client, table, task_id, token):
             return
@@ -133,21 +136,25 @@ def give_back(table: str, owner: str) -> dict[str, Any]:
     }
 
 
-def release(client: DynamoDBClient, table: str, task_id: str) -> bool:
+def release(client: DynamoDBClient, table: str, task_id: str, token: str) -> bool:
     """Removes `counted` from an ended record and takes one off its owner's active
     count, in one transaction conditioned on `counted` still being there: of any
-    number of calls for one task, exactly one gives its place back."""
+    number of calls for one task, exactly one gives its place back. The record keeps
+    `token` as its writer, and the transaction carries it as its ClientRequestToken, so
+    that a retry of the call that gave the place back knows it did."""
     response = client.get_item(
         TableName=table,
         Key={"id": {"S": task_id}},
-        ProjectionExpression="#status, #counted",
+        ProjectionExpression="#status, #counted, writer",
         ExpressionAttributeNames={"#status": "status", "#counted": COUNTED},
         ConsistentRead=True,
     )
     item = response.get("Item") or {}
     owner = item.get(COUNTED, {}).get("S")
     status = item.get("status", {}).get("S")
-    if owner is None or status not in {s.value for s in TERMINAL}:
+    if owner is None:
+        return item.get("writer", {}).get("S") == token  # this very release, repeated
+    if status not in {s.value for s in TERMINAL}:
         return False
     terminal = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(TERMINAL))}
     try:
@@ -157,7 +164,9 @@ def release(client: DynamoDBClient, table: str, task_id: str) -> bool:
                     "Update": {
                         "TableName": table,
                         "Key": {"id": {"S": task_id}},
-                        "UpdateExpression": "REMOVE #counted, due_at, due_shard",
+                        "UpdateExpression": (
+                            "REMOVE #counted, due_at, due_shard SET writer = :token"
+                        ),
                         "ConditionExpression": (
                             f"#counted = :owner AND #status IN ({', '.join(terminal)})"
                         ),
@@ -165,12 +174,19 @@ def release(client: DynamoDBClient, table: str, task_id: str) -> bool:
                             "#counted": COUNTED,
                             "#status": "status",
                         },
-                        "ExpressionAttributeValues": {":owner": {"S": owner}, **terminal},
+                        "ExpressionAttributeValues": {
+                            ":owner": {"S": owner},
+                            ":token": {"S": token},
+                            **terminal,
+                        },
                     }
                 },
                 {"Update": give_back(table, owner)},  # type: ignore[typeddict-item]
-            ]
+            ],
+            ClientRequestToken=token,
         )
     except client.exceptions.TransactionCanceledException:
-        return False  # released meanwhile by another call
+        # Released meanwhile: by this very call (a retry after its answer was lost), or
+        # by another.
+        return _written_by(client, table, task_id, token)
     return True

@@ -111,7 +111,7 @@ class DynamoTaskStore:
                 {"Update": record},
                 {"Update": admissions.give_back(self.table, release.owner)},
             ]
-            self.client.transact_write_items(TransactItems=items)
+            self.client.transact_write_items(TransactItems=items, ClientRequestToken=token)
         except self.client.exceptions.TransactionCanceledException as exc:
             reasons = getattr(exc, "response", {}).get("CancellationReasons") or [{}, {}]
             mine = reasons[0]
@@ -261,8 +261,8 @@ class DynamoTaskStore:
         item = record_to_item(task.evolve(counted=admission.owner, writer=token))
         admissions.admit(self.client, self.table, item, task.id, admission, token)
 
-    def release(self, task_id: str) -> bool:
-        return admissions.release(self.client, self.table, task_id)
+    def release(self, task_id: str, token: str | None = None) -> bool:
+        return admissions.release(self.client, self.table, task_id, token or new_token())
 
     # -- operators
 

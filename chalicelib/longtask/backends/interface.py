@@ -74,10 +74,11 @@ class TaskStore(Protocol):
         Repeated if the key started a task before (checked first), else OverQuota
         naming the limit reached."""
 
-    def release(self, task_id: str) -> bool:
+    def release(self, task_id: str, token: str | None = None) -> bool:
         """Gives back the active place of a task that has ended. Only the first call
-        for a task does (True); later ones, and calls for a task that has not ended or
-        was never counted, change nothing (False)."""
+        for a task does (True, also when made again with its token); later ones, and
+        calls for a task that has not ended or was never counted, change nothing
+        (False)."""
 
     def failed_between(self, since: float, until: float, limit: int) -> list[TaskRecord]:
         """Tasks that failed in [since, until), newest first, at most `limit`."""

@@ -147,13 +147,16 @@ class MemoryTaskStore:
                 item["expires_at"] = count.expires_at
             self.tasks[task.id] = task.evolve(counted=a.owner, writer=token or new_token())
 
-    def release(self, task_id: str) -> bool:
+    def release(self, task_id: str, token: str | None = None) -> bool:
+        token = token or new_token()
         with self._lock:
             task = self.tasks.get(task_id)
+            if task is not None and task.counted is None and task.writer == token:
+                return True  # this very release, repeated after its answer was lost
             if task is None or not task.is_terminal or task.counted is None:
                 return False
             self._give_back(task.counted)
-            self.tasks[task_id] = task.evolve(counted=None, due_at=None, writer=new_token())
+            self.tasks[task_id] = task.evolve(counted=None, due_at=None, writer=token)
             return True
 
     def active_count(self, owner: str) -> int:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from chalice import Blueprint, Response
 from chalice.app import Request
 
-from ..errors import ConfigError, LongtaskError
+from ..errors import AwsUnavailable, ConfigError, LongtaskError, aws_trouble
 from ..model import Links, Status, TaskRecord, status_document
 from ..service import TaskService
 from .pages import render
@@ -69,10 +69,16 @@ class MountedViews:
                 response = self._error(error)
             except LongtaskError as exc:
                 response = self._error(self._answer(exc))
-            except Exception:
-                log.exception("unexpected error in %s %s", method, path)
-                unexpected = HttpError(500, "internal_error", "something went wrong on our side")
-                response = self._error(unexpected)
+            except Exception as exc:
+                if aws_trouble(exc):
+                    # Busy, not broken: a 503 that says when to try again.
+                    log.warning("AWS trouble in %s %s: %s", method, path, exc)
+                    response = self._error(self._answer(AwsUnavailable(exc)))
+                else:
+                    log.exception("unexpected error in %s %s", method, path)
+                    response = self._error(
+                        HttpError(500, "internal_error", "something went wrong on our side")
+                    )
             if request.method == "HEAD":
                 response.body = ""
             return response
