@@ -76,7 +76,16 @@ def run_map(
         raise WaitForParts(0, state["total"])
     _check_items(operation, state, listed, digest)
     total = state["total"]
-    parts = ops.store.get_many([part_id(operation.key, i) for i in range(total)])
+    ids = [part_id(operation.key, i) for i in range(total)]
+    parts = ops.store.get_many(ids)
+    if len(parts) < total:
+        # The first run stopped between recording the map and making its last part (a
+        # crash, or AWS trouble): make the rest, from the same items.
+        made = {p.id for p in parts}
+        for index, item in enumerate(listed):
+            if ids[index] not in made:
+                _create_part(ops, operation, index, item)
+        parts = ops.store.get_many(ids)
     if len(parts) < total:
         raise RuntimeError(f"parts of {operation.describe()} are missing; expired records?")
     ended = sum(1 for p in parts if p.is_terminal)
