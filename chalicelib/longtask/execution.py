@@ -247,7 +247,7 @@ class Execution:
         if queue_now:
             # If this send fails the handler raises, the message comes back, and the
             # claim finds `resume` set: the continuation happens either way.
-            self.backends.queue.send(attempt.task.id)
+            self.backends.queue.send(attempt.task.id, owner=attempt.task.owner)
         return Outcome.HANDED_OFF
 
     def _attempt_failed(

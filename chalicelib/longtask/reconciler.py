@@ -103,7 +103,7 @@ class Reconciler:
         # Nothing will move it on unless it is queued: queue it, and look again later.
         if not self._move_due(task, self.settings.due(now)):
             return None  # it moved meanwhile: someone else moves it on
-        self.queue.send(task.id)
+        self.queue.send(task.id, owner=task.owner)
         log.warning(
             "task %s: %s and overdue by %.0f s, queued again",
             task.id,

@@ -182,7 +182,7 @@ class Runner:
                 )
             except Conflict:
                 return Outcome.RETRY  # it moved meanwhile: look again
-            self.queue.send(task.id)
+            self.queue.send(task.id, owner=task.owner)
             return Outcome.REQUEUED
         lost = ErrorInfo(
             "WorkerLost",

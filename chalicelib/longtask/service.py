@@ -195,7 +195,7 @@ class TaskService:
         else:
             backends.store.admit(task, admission)
         try:
-            backends.queue.send(task.id)
+            backends.queue.send(task.id, owner=task.owner)
         except Exception as exc:
             if not aws_trouble(exc):
                 raise

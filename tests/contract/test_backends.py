@@ -45,18 +45,24 @@ class Backend:
 
     def receive(self) -> tuple[str, str] | None:
         """The next visible message as (task id, receipt handle), now hidden; or None."""
+        received = self.receive_grouped()
+        return None if received is None else received[:2]
+
+    def receive_grouped(self) -> tuple[str, str, str | None] | None:
+        """(task id, receipt handle, group) of the next visible message; or None."""
         queue = self.backends.queue
         if isinstance(queue, MemoryQueue):
-            received = queue.receive()
-            return None if received is None else (received.task_id, received.receipt_handle)
-        messages = self.sqs.receive_message(QueueUrl=queue.url, WaitTimeSeconds=0).get(
-            "Messages", []
-        )
+            got = queue.receive()
+            return None if got is None else (got.task_id, got.receipt_handle, got.group)
+        messages = self.sqs.receive_message(
+            QueueUrl=queue.url, WaitTimeSeconds=0, MessageSystemAttributeNames=["MessageGroupId"]
+        ).get("Messages", [])
         if not messages:
             return None
         task_id = decode_message(messages[0]["Body"])
         assert task_id is not None
-        return task_id, messages[0]["ReceiptHandle"]
+        group = messages[0].get("Attributes", {}).get("MessageGroupId")
+        return task_id, messages[0]["ReceiptHandle"], group
 
 
 @pytest.fixture(params=["memory", "moto"])
@@ -343,6 +349,23 @@ def test_a_batch_of_ids_is_received_one_message_each(backend: Backend) -> None:
     while (message := backend.receive()) is not None:
         received.add(message[0])
     assert received == set(ids)
+
+
+def test_messages_are_grouped_by_their_owner(backend: Backend) -> None:
+    queue = backend.backends.queue
+    queue.send("a1", owner="alice")
+    queue.send_many(["a2", "a3"], owner="alice")
+    queue.send("b1", delay_seconds=0, owner="bob")
+    queue.send("n1")
+    groups = {}
+    while (message := backend.receive_grouped()) is not None:
+        groups[message[0]] = message[2]
+    assert groups.keys() == {"a1", "a2", "a3", "b1", "n1"}
+    assert groups["a1"] == groups["a2"] == groups["a3"] is not None
+    assert groups["b1"] not in (None, groups["a1"])
+    assert groups["n1"] is None  # nobody's in particular: its own group, for SQS
+    if backend.sqs is not None:
+        assert "alice" not in str(groups["a1"])  # the queue's metadata does not name owners
 
 
 def test_a_sent_id_is_received_and_hidden_until_shown_again(backend: Backend) -> None:

@@ -137,9 +137,9 @@ def test_every_message_delivered_twice_still_counts_each_part_once(
     assert isinstance(queue, MemoryQueue)
     send = queue.send
 
-    def twice(task_id: str, delay_seconds: int = 0) -> None:
-        send(task_id, delay_seconds)
-        send(task_id, delay_seconds)
+    def twice(task_id: str, delay_seconds: int = 0, owner: str | None = None) -> None:
+        send(task_id, delay_seconds, owner)
+        send(task_id, delay_seconds, owner)
 
     monkeypatch.setattr(queue, "send", twice)
     task = testing.run_task(tasks, "squares", n=20)
@@ -151,6 +151,27 @@ def test_every_message_delivered_twice_still_counts_each_part_once(
     # A copy of the parent's first message may wake it early (it finds the map unfinished
     # and waits again), but the map completes for it exactly once.
     assert CALLS["map returned"] == 1
+
+
+def test_every_message_of_a_fan_out_is_its_owners_work(
+    tasks: LongTasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = tasks.backends.queue
+    assert isinstance(queue, MemoryQueue)
+    receive, groups = queue.receive, Counter[str | None]()
+
+    def counted() -> Any:
+        received = receive()
+        if received is not None:
+            groups[received.group] += 1
+        return received
+
+    monkeypatch.setattr(queue, "receive", counted)
+    task = tasks.service.start("squares", {"n": [12], "parallel": [3]}, owner="alice")
+    testing.drain(tasks)
+    assert store_of(tasks).get(task.id).status is Status.DONE  # type: ignore[union-attr]
+    # The start, the first parts, each part that a part's end queues, the wake-up.
+    assert groups.keys() == {"alice"} and groups["alice"] >= 12 + 2, groups
 
 
 def test_a_part_delivered_ten_times_at_once_runs_once(tasks: LongTasks) -> None:

@@ -122,9 +122,9 @@ def test_a_waiting_task_whose_part_failed_is_failed_naming_the_part(tasks: LongT
     testing.drain(tasks, max_deliveries=1)
     original = queue.send
 
-    def lose_wake_ups(task_id: str, delay_seconds: int = 0) -> None:
+    def lose_wake_ups(task_id: str, delay_seconds: int = 0, owner: str | None = None) -> None:
         if task_id != task.id:
-            original(task_id, delay_seconds)
+            original(task_id, delay_seconds, owner)
 
     queue.send = lose_wake_ups  # type: ignore[method-assign]
     testing.drain(tasks)

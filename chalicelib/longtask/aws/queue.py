@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,17 @@ if TYPE_CHECKING:
 MAX_VISIBILITY_SECONDS = 12 * 60 * 60
 # SQS's ceiling for DelaySeconds.
 MAX_DELAY_SECONDS = 15 * 60
+
+
+def fair_group(owner: str) -> str:
+    """The MessageGroupId of an owner's messages: SQS fair queues share the workers
+    among groups, so a quiet owner's task is not stuck behind a noisy owner's backlog.
+    Hashed, so that the queue's metadata does not carry who the owner is."""
+    return hashlib.sha256(f"longtask-owner:{owner}".encode()).hexdigest()[:32]
+
+
+def _grouped(owner: str | None) -> dict[str, Any]:
+    return {} if owner is None else {"MessageGroupId": fair_group(owner)}
 
 
 def encode_message(task_id: str) -> str:
@@ -43,19 +55,20 @@ class SqsTaskQueue:
             self._url = self.client.get_queue_url(QueueName=self.name)["QueueUrl"]
         return self._url
 
-    def send(self, task_id: str, delay_seconds: int = 0) -> None:
+    def send(self, task_id: str, delay_seconds: int = 0, owner: str | None = None) -> None:
         self.client.send_message(
             QueueUrl=self.url,
             MessageBody=encode_message(task_id),
             DelaySeconds=max(0, min(int(delay_seconds), MAX_DELAY_SECONDS)),
+            **_grouped(owner),
         )
 
-    def send_many(self, task_ids: Sequence[str]) -> None:
+    def send_many(self, task_ids: Sequence[str], owner: str | None = None) -> None:
         """SendMessageBatch, ten at a time (SQS's ceiling for one batch)."""
         ids = list(task_ids)
         for start in range(0, len(ids), 10):
             entries: list[Any] = [
-                {"Id": str(n), "MessageBody": encode_message(task_id)}
+                {"Id": str(n), "MessageBody": encode_message(task_id), **_grouped(owner)}
                 for n, task_id in enumerate(ids[start : start + 10])
             ]
             response = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)

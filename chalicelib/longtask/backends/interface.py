@@ -89,11 +89,14 @@ class TaskStore(Protocol):
 
 
 class TaskQueue(Protocol):
-    """The queue that carries task ids to the workers."""
+    """The queue that carries task ids to the workers.
 
-    def send(self, task_id: str, delay_seconds: int = 0) -> None: ...
+    A message names the owner whose work it is (None: nobody's in particular), so that
+    a queue that shares its workers fairly among owners can."""
 
-    def send_many(self, task_ids: Sequence[str]) -> None:
+    def send(self, task_id: str, delay_seconds: int = 0, owner: str | None = None) -> None: ...
+
+    def send_many(self, task_ids: Sequence[str], owner: str | None = None) -> None:
         """Sends one message per id (in batches where the queue has them)."""
 
     def show_again_in(self, receipt_handle: str, seconds: float) -> None:

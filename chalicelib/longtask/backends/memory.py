@@ -209,6 +209,7 @@ class _Message:
     number: int
     task_id: str = field(compare=False)
     receives: int = field(default=0, compare=False)
+    group: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ class Received:
     task_id: str
     receipt_handle: str
     receives: int
+    group: str | None = None  # whose work it is (the owner), as SQS's MessageGroupId
 
 
 class MemoryQueue:
@@ -245,15 +247,15 @@ class MemoryQueue:
         self._numbers = 0
         self._lock = threading.Lock()
 
-    def send_many(self, task_ids: Sequence[str]) -> None:
+    def send_many(self, task_ids: Sequence[str], owner: str | None = None) -> None:
         for task_id in task_ids:
-            self.send(task_id)
+            self.send(task_id, owner=owner)
 
-    def send(self, task_id: str, delay_seconds: int = 0) -> None:
+    def send(self, task_id: str, delay_seconds: int = 0, owner: str | None = None) -> None:
         with self._lock:
             self.sent.append((task_id, delay_seconds))
             self._numbers += 1
-            message = _Message(self.clock() + delay_seconds, self._numbers, task_id)
+            message = _Message(self.clock() + delay_seconds, self._numbers, task_id, group=owner)
             heapq.heappush(self._waiting, message)
 
     def show_again_in(self, receipt_handle: str, seconds: float) -> None:
@@ -280,7 +282,7 @@ class MemoryQueue:
                 self._numbers += 1
                 handle = f"m{message.number}-r{self._numbers}"
                 self._in_flight[handle] = message
-                return Received(message.task_id, handle, message.receives)
+                return Received(message.task_id, handle, message.receives, message.group)
             return None
 
     def delete(self, receipt_handle: str) -> None:

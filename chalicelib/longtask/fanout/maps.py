@@ -72,7 +72,9 @@ def run_map(
         state = _begin(ops, operation, listed, digest, max_parallel, tolerate)
         if state["total"] == 0:
             return []
-        ops.queue.send_many([part_id(operation.key, i) for i in range(state["parallel"])])
+        ops.queue.send_many(
+            [part_id(operation.key, i) for i in range(state["parallel"])], owner=ops.task.owner
+        )
         raise WaitForParts(0, state["total"])
     _check_items(operation, state, listed, digest)
     total = state["total"]
@@ -93,7 +95,7 @@ def run_map(
         # A replay before every part has ended (a takeover, or a duplicate message):
         # queue again each part that a first run would have queued by now.
         due = parts[: queued_by(total, state["parallel"], ended)]
-        ops.queue.send_many([p.id for p in due if p.status is Status.READY])
+        ops.queue.send_many([p.id for p in due if p.status is Status.READY], owner=ops.task.owner)
         raise WaitForParts(ended, total)
     return _gather(ops, operation, parts, state["tolerate"])
 
@@ -136,6 +138,8 @@ def _begin(
         "started_at": ops.clock(),
         "parallel": min(max_parallel or len(items), len(items)),
         "tolerate": max(int(tolerate), 0),
+        # Whose work the parts are: a part's end queues the next parts as the owner's.
+        "owner": ops.task.owner,
     }
     # The state first: a replay after a crash from here on finds it, and finds or makes
     # each part again (creating a part is conditional, so never twice).
@@ -219,6 +223,8 @@ def count_ended(part: PartOf, backends: Backends, clock: Clock) -> None:
         )
     newly_due = range(queued_by(total, window, count - 1), queued_by(total, window, count))
     if newly_due:
-        backends.queue.send_many([part_id(part.map, i) for i in newly_due])
+        backends.queue.send_many(
+            [part_id(part.map, i) for i in newly_due], owner=state.get("owner")
+        )
     if count >= total:
-        backends.queue.send(part.parent)
+        backends.queue.send(part.parent, owner=state.get("owner"))
