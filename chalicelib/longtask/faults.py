@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -35,6 +36,8 @@ from typing import Any
 from .backends import Backends
 from .backends.writes import new_token
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Fault(StrEnum):
@@ -135,6 +138,9 @@ class FaultPlan:
                 fault = None
             if fault is not None:
                 self.injected[(fault.value, op)] += 1
+        if fault is not None:
+            # One line per fault, so that a run of several processes can be added up.
+            log.info("injected fault: %s %s", fault.value, op)
         return fault
 
     def _drawn(self, op: str, n: int) -> Fault | None:

@@ -6,6 +6,7 @@ import argparse
 import gzip
 import importlib
 import json
+import logging
 import signal
 import sys
 from types import FrameType
@@ -125,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGTERM, _stop)
+    # Lambda's runtime gives the root logger a handler: the app's log lines show, here too.
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="[api] %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     # Not `chalice local`: it copies the stage's environment_variables over os.environ,
     # which would undo the overrides (LONGTASK_LEASE_SECONDS=10 make run) and the stack's
     # resource names that dev.local.stack has already put into this process's environment.
