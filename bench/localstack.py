@@ -39,15 +39,23 @@ class LocalStack:
 
     It stops on SIGTERM, and by itself if this process dies (it watches its parent)."""
 
-    def __init__(self, workers: int, log_dir: Path) -> None:
+    def __init__(
+        self,
+        workers: int,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        label: str = "",
+    ) -> None:
         self.workers = workers
+        self.env = dict(env or {})
         self.port = free_port()
         self.moto_port = free_port()
         while self.moto_port == self.port:
             self.moto_port = free_port()
-        self.log_file = log_dir / f"stack-{workers}-workers.log"
-        self.moto_log = log_dir / f"moto-{workers}-workers.log"
-        self.env_file = log_dir / f"stack-{workers}-workers.env.json"
+        name = label or f"{workers}-workers"
+        self.log_file = log_dir / f"stack-{name}.log"
+        self.moto_log = log_dir / f"moto-{name}.log"
+        self.env_file = log_dir / f"stack-{name}.env.json"
         self.settings: dict[str, str] = {}
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -58,6 +66,7 @@ class LocalStack:
                 "MOTO_PORT": str(self.moto_port),
                 "WORKERS": str(self.workers),
                 "PYTHONUNBUFFERED": "1",
+                **self.env,
             }
         )
         with self.log_file.open("wb") as log:
@@ -120,10 +129,14 @@ class LocalStack:
         return len(_MOTO_REQUEST.findall(text))
 
     def request(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         connection = http.client.HTTPConnection(HOST, self.port, timeout=30)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"

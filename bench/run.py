@@ -2,7 +2,7 @@
 
     python -m bench [--quick] [--output PATH] [--only 1,3,...]
 
-Runs the six benchmarks and prints their tables; a full run takes a few minutes
+Runs the benchmarks and prints their tables; a full run takes a few minutes
 and writes BENCHMARKS.md (method and numbers). --quick uses tiny sizes (under a minute) and
 writes a file only when --output is given. Everything runs on this machine: in-process moto,
 fresh interpreters, and local stacks on 127.0.0.1 that stop with the bench.
@@ -27,6 +27,7 @@ from bench import cold as cold_bench
 from bench import cost as cost_bench
 from bench import eta as eta_bench
 from bench import fanout as fanout_bench
+from bench import faults as faults_bench
 from bench import handlers as handlers_bench
 from bench import ops as ops_bench
 from bench import stack as stack_bench
@@ -44,6 +45,7 @@ TITLES = {
     5: "5. Local stack throughput and latency",
     6: "6. ETA accuracy",
     7: "7. Fan-out",
+    8: "8. Under AWS faults",
 }
 
 
@@ -57,10 +59,11 @@ class Sizes:
     real_clock_check: bool
     fanout_limit: int
     fanout_parts: tuple[int, ...]
+    fault_tasks: int
 
 
-FULL = Sizes(300, 10, (1, 2, 4), 500, 100, True, 50_000_000, (1, 8))
-QUICK = Sizes(10, 3, (1,), 10, 4, False, 200_000, (1, 2))
+FULL = Sizes(300, 10, (1, 2, 4), 500, 100, True, 50_000_000, (1, 8), 60)
+QUICK = Sizes(10, 3, (1,), 10, 4, False, 200_000, (1, 2), 10)
 
 
 def log(message: str) -> None:
@@ -118,6 +121,12 @@ def run_all(sizes: Sizes, only: set[int]) -> Runs:
             )
         return fanout_bench.section(result)
 
+    def under_faults() -> Section:
+        with tempfile.TemporaryDirectory(prefix="longtask-bench-") as logs:
+            results = faults_bench.measure(sizes.fault_tasks, Path(logs), log)
+        runs.failed |= any(run.done < run.tasks for run in results)
+        return faults_bench.section(results)
+
     def stack() -> Section:
         with tempfile.TemporaryDirectory(prefix="longtask-bench-") as logs:
             results = stack_bench.measure(
@@ -150,6 +159,8 @@ def run_all(sizes: Sizes, only: set[int]) -> Runs:
         runs.run(6, lambda: eta_bench.section(eta_bench.measure()))
     if 7 in only:
         runs.run(7, fanout)
+    if 8 in only:
+        runs.run(8, under_faults)
     return runs
 
 

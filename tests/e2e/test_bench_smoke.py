@@ -42,6 +42,7 @@ def test_quick_bench_prints_and_writes_every_table(tmp_path: Path) -> None:
         # A steady task's estimate is exact wherever the stored progress first passes 25 %.
         assert re.search(r"\| steady: 100 steps of 1 s \| (\d+) s for \1 s: \+0 s", text)
         assert "| cost per million 60 s tasks watched in a browser |" in text
+        assert "| faults (`rate=0.08,lost=0.5," in text
     # The file has the method too; what is printed is the tables.
     assert "Every AWS operation is counted" in written
     assert "Every AWS operation is counted" not in done.stdout
