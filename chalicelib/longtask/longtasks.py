@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from chalice import Chalice
 from chalice.app import CloudWatchEvent, Rate, SQSEvent
@@ -14,6 +15,7 @@ from chalice.app import CloudWatchEvent, Rate, SQSEvent
 from .aws import aws_backends
 from .aws.queue import decode_message
 from .backends import Backends, Clock
+from .backends.keys import principal_owner
 from .display import DisplayHook
 from .errors import Bookkeeping, RetryLater, aws_trouble
 from .model import TaskRecord, is_task_id
@@ -141,10 +143,41 @@ class LongTasks:
 
         return register
 
-    def start(self, kind: str, /, **params: Any) -> TaskRecord:
-        """Starts a task from Python, validated exactly as an HTTP start is
-        (InvalidParams names each wrong field)."""
-        return self.service.start(kind, {name: [value] for name, value in params.items()})
+    def start(
+        self,
+        kind: str,
+        /,
+        *,
+        owner: str | None = None,
+        idempotency_key: str | None = None,
+        **params: Any,
+    ) -> TaskRecord:
+        """Starts a task from the host's own code, validated exactly as an HTTP start is
+        (InvalidParams names each wrong field).
+
+        `owner` names the host's user, as an authorizer's principal does: the task is
+        theirs, counted in their quotas (QuotaExceeded), and listed, seen and cancelled
+        over HTTP by the caller the authorizer names so. Without one the task is the
+        host's: no quota, and no caller can cancel it (the host can, with `cancel`).
+        A repeat with the same `idempotency_key` (and owner) gets the first task back;
+        with other parameters, KeyReused."""
+        given = {name: [value] for name, value in params.items()}
+        who = None if owner is None else principal_owner(owner)
+        return self.service.start_request(kind, given, who, idempotency_key).task
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The task's record, whoever owns it; None if there is no such task."""
+        return self.service.get(task_id)
+
+    def cancel(self, task_id: str) -> TaskRecord:
+        """Cancels the task, whoever owns it; a running one stops at its next progress
+        report. TaskNotFound, or AlreadyFinished once it has ended."""
+        return self.service.cancel_any(task_id)
+
+    def url_for(self, task: TaskRecord) -> str:
+        """The path of the task's status page (and JSON) in the app, under the mount:
+        "/jobs/tasks/<kind>/<id>" (behind API Gateway's default URL, after its stage)."""
+        return f"{self.url_prefix}/tasks/{quote(task.kind)}/{task.id}"
 
     # -- settings and backends, on first use
 

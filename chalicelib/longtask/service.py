@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends import Admission, Backends, Clock, Expect, Page
+from .backends.keys import HOST_KEYS
 from .backends.writes import ending
 from .encoding import compact_json
 from .errors import (
@@ -114,16 +115,20 @@ class TaskService:
         """
         definition = self.definition(kind)
         params = validate(definition.params, given)
-        if owner is None:
+        if owner is None and idempotency_key is None:
             return Start(self._start(kind, params, None, None))
         settings = self.settings
         now = self.clock()
+        # A start without an owner is the host code's own: no quota holds it back, and
+        # its keys are the host's (only the host's code makes such starts).
+        counted = owner if owner is not None else HOST_KEYS
+        unlimited = owner is None
         admission = Admission(
-            owner=owner,
-            max_active=settings.max_active_per_owner,
-            starts_per_minute=settings.starts_per_minute,
+            owner=counted,
+            max_active=sys.maxsize if unlimited else settings.max_active_per_owner,
+            starts_per_minute=sys.maxsize if unlimited else settings.starts_per_minute,
             now=now,
-            key=key_of(owner, idempotency_key) if idempotency_key is not None else None,
+            key=key_of(counted, idempotency_key) if idempotency_key is not None else None,
             fingerprint=fingerprint(kind, params),
             remember_until=int(now + settings.retention_seconds),
         )
@@ -219,7 +224,8 @@ class TaskService:
         task = self.backends.store.get(task_id)
         if task is None or task.kind != kind or task.parent is not None:
             raise TaskNotFound(task_id)  # the parts of a map show only through their task
-        if (owner_only or self.settings.private) and task.owner != viewer:
+        if (owner_only or self.settings.private) and (task.owner is None or task.owner != viewer):
+            # A task without an owner is the host code's: no caller owns it.
             raise TaskNotFound(task_id)
         if task.expires_at is not None and task.expires_at < self.clock():
             raise TaskGone(task_id)
@@ -248,7 +254,21 @@ class TaskService:
     def cancel(self, kind: str, task_id: str, viewer: str | None) -> TaskRecord:
         """Cancels the viewer's own task; a running one stops at its next progress.
         AlreadyFinished if it has ended."""
-        task = self.find(kind, task_id, viewer, owner_only=True)
+        return self._cancel(self.find(kind, task_id, viewer, owner_only=True))
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """Any task by its id, whoever owns it (for the host code; not a part of a map)."""
+        task = self.backends.store.get(task_id) if is_task_id(task_id) else None
+        return None if task is None or task.parent is not None else task
+
+    def cancel_any(self, task_id: str) -> TaskRecord:
+        """Cancels a task whoever owns it (for the host code): TaskNotFound, AlreadyFinished."""
+        task = self.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return self._cancel(task)
+
+    def _cancel(self, task: TaskRecord) -> TaskRecord:
         now = self.clock()
         try:
             return self.backends.store.update(

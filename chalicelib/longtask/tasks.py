@@ -114,6 +114,10 @@ class TaskDefinition:
     duration_hint: str | None = None  # what the start form says about how long it takes
 
 
+# The names `LongTasks.start` keeps for itself beside a task's parameters.
+RESERVED_PARAMS = frozenset({"owner", "idempotency_key"})
+
+
 class TaskRegistry:
     """The task kinds an app offers, in the order they were declared."""
 
@@ -138,6 +142,12 @@ class TaskRegistry:
             raise ValueError(f"task kind {kind!r}: use lower case letters, digits and -")
         if kind in self._tasks:
             raise ValueError(f"task kind {kind!r} is declared twice")
+        taken = sorted(set(params or {}) & RESERVED_PARAMS)
+        if taken:
+            raise ValueError(
+                f"task kind {kind!r}: {', '.join(taken)} cannot be a parameter's name "
+                "(tasks.start takes it for itself)"
+            )
         doc = (function.__doc__ or "").strip()
         definition = TaskDefinition(
             kind=kind,

@@ -1,7 +1,8 @@
 """A company site that already exists and adds long-running tasks under /jobs.
 
 Its own routes (`/` and `/contact`) are untouched; longtask adds its pages, its API,
-the worker and the dead-letter handler, and nothing outside /jobs.
+the worker and the dead-letter handler, and nothing outside /jobs. One route of its own
+(`POST /orders/<n>/report`) starts a task from its Python code.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ def home() -> Response:
 @app.route("/contact", methods=["POST"])
 def contact() -> dict[str, str]:
     return {"thanks": "we will write back"}
+
+
+@app.route("/orders/{order}/report", methods=["POST"])
+def order_report(order: str) -> Response:
+    """The site's own button: one report per order, however often it is pressed."""
+    if not order.isdigit() or len(order) > 12:
+        return Response({"error": "order must be an order number"}, status_code=400)
+    task = tasks.start("slow-report", idempotency_key=f"order-{order}", days=7)
+    return Response("", status_code=303, headers={"Location": tasks.url_for(task)})
 
 
 @tasks.task(

@@ -237,7 +237,7 @@ def test_large_results_come_back_whole(tasks: LongTasks) -> None:
 def test_cancelling_the_parent_stops_its_parts_at_their_next_progress(tasks: LongTasks) -> None:
     task = tasks.start("forever")
     testing.drain(tasks, max_deliveries=1)  # the parent starts the map and waits
-    tasks.service.cancel("forever", task.id, viewer=None)
+    tasks.cancel(task.id)
     testing.drain(tasks)
     parts = parts_of(tasks, task)
     assert [p.status for p in parts] == [Status.CANCELLED] * 3

@@ -11,6 +11,22 @@ import base64
 import hashlib
 
 
+def owner_id(token: str) -> str:
+    """What records keep of an owner's secret (a cookie's token): a hash, never the secret."""
+    return hashlib.sha256(f"longtask-owner:{token}".encode()).hexdigest()
+
+
+def principal_owner(principal: str) -> str:
+    """The owner id of a caller that an authorizer names, and of the host code's own
+    users (`tasks.start(kind, owner="user-42")` is the owner the principal "user-42" is)."""
+    return owner_id(f"principal:{principal}")
+
+
+# Whose idempotency keys the host code's starts without an owner use. An owner id is 64
+# hex digits, so no caller's owner is ever this.
+HOST_KEYS = "host"
+
+
 def checkpoint_item_id(task_id: str) -> str:
     """The item that holds a task's checkpoint when it is too large for the record."""
     return f"{task_id}#checkpoint"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
@@ -10,6 +9,7 @@ from urllib.parse import parse_qs
 
 from chalice.app import Request
 
+from ..backends.keys import owner_id, principal_owner
 from ..encoding import media_type
 from .responses import HttpError
 
@@ -169,9 +169,7 @@ def owner_token(request: Request) -> str | None:
 
 def owner_of(token: str | None) -> str | None:
     """What the record keeps of the owner cookie: a hash, never the token itself."""
-    if token is None:
-        return None
-    return hashlib.sha256(f"longtask-owner:{token}".encode()).hexdigest()
+    return None if token is None else owner_id(token)
 
 
 def principal_of(request: Request) -> str | None:
@@ -185,7 +183,7 @@ def caller_owner(request: Request) -> str | None:
     """Who is asking, as task records store it: the authorizer's principal, or the cookie."""
     principal = principal_of(request)
     if principal is not None:
-        return owner_of(f"principal:{principal}")
+        return principal_owner(principal)
     return owner_of(owner_token(request))
 
 

@@ -87,7 +87,7 @@ def test_its_own_pages_are_still_its_own(client: Any) -> None:
 
 
 def test_longtask_adds_routes_only_under_jobs() -> None:
-    added = set(host.app.routes) - {"/", "/contact"}
+    added = set(host.app.routes) - {"/", "/contact", "/orders/{order}/report"}  # its own
     assert added and all(map(under_jobs, added)), added
     functions = {source.name for source in host.app.event_sources}
     assert functions == {"worker", "dead_letters", "reconciler"}
@@ -166,3 +166,16 @@ def test_the_report_task_in_python_without_http() -> None:
     assert task.status == "done"
     assert testing.result_of(host.tasks, task) == "day,orders\n1,7\n2,1\n3,8\n"
     assert task.result is not None and task.result.filename == "orders-3-days.csv"
+
+
+def test_the_sites_own_button_starts_one_report_per_order(client: Any) -> None:
+    first = client.http.post("/orders/42/report")
+    again = client.http.post("/orders/42/report")
+    assert first.status_code == again.status_code == 303
+    assert first.headers["Location"] == again.headers["Location"]
+    assert first.headers["Location"].startswith("/jobs/tasks/slow-report/")
+    other = client.http.post("/orders/43/report")
+    assert other.headers["Location"] != first.headers["Location"]
+    assert client.http.post("/orders/nope/report").status_code == 400
+    page = client.http.get(first.headers["Location"], headers=JSON)
+    assert page.status_code == 200 and body(page)["status"] == "ready"
