@@ -18,7 +18,7 @@ from chalice import Chalice
 from chalicelib.longtask import Integer, LongTasks, TaskContext, testing
 from chalicelib.longtask.backends import MemoryTaskStore
 from chalicelib.longtask.errors import LongtaskError, aws_trouble
-from chalicelib.longtask.faults import FaultPlan
+from chalicelib.longtask.faults import FaultPlan, without_faults
 from chalicelib.longtask.model import Status, TaskRecord
 from chalicelib.longtask.settings import Settings
 
@@ -182,3 +182,40 @@ def test_a_cancelled_task_under_faults_stays_cancelled_and_gives_its_place_back(
         final = store.get(task.id)
         assert final is not None and final.status in (Status.CANCELLED, Status.DONE)
         assert store.active_count(OWNERS[0]) == 0 and final.due_at is None
+
+
+@pytest.mark.parametrize("seed", SEEDS[:8])
+def test_the_dead_letter_path_under_faults_requeues_or_fails_as_it_should(seed: int) -> None:
+    """What SQS gave up on: a task with attempts left runs to its end; a task whose
+    worker died on its last attempt is failed; an ended one stays as it ended."""
+    tasks, store, plan = make(seed)
+    started = [
+        politely(lambda: tasks.service.start_request("count", {"steps": ["3"]}, OWNERS[0], key))  # noqa: B023
+        for key in ("left", "used-up", "ended")
+    ]
+    left, used_up, ended = (s.task for s in started)
+    queue = without_faults(tasks.backends.queue)
+    while queue.receive() is not None:  # every message lost to the dead letters
+        pass
+    now = tasks.clock()
+    store.tasks[used_up.id] = store.tasks[used_up.id].evolve(
+        status=Status.STARTED, attempts=SETTINGS.max_attempts, lease_until=now - 60
+    )
+    # Ended by a write that did not give its place back.
+    store.tasks[ended.id] = store.tasks[ended.id].evolve(status=Status.CANCELLED)
+    assert queue.dead_letters is not None
+    for task in (left, used_up, ended):
+        queue.dead_letters.send(task.id)
+    for _ in range(6):
+        testing.drain(tasks, invocation_seconds=30.0)
+        tasks.clock.advance(60)  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            tasks.reconcile()
+    final = {t.id: store.get(t.id) for t in (left, used_up, ended)}
+    assert final[left.id].status is Status.DONE  # type: ignore[union-attr]
+    failed = final[used_up.id]
+    assert failed is not None and failed.status is Status.FAILED
+    assert failed.error is not None and failed.error.type == "WorkerLost"
+    assert final[ended.id].status is Status.CANCELLED  # type: ignore[union-attr]
+    assert store.active_count(OWNERS[0]) == 0  # every place back
+    assert plan.injected.total() > 0
