@@ -4,6 +4,7 @@ show a task with nothing from this repository on its path."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -110,3 +111,27 @@ def test_a_host_app_declares_runs_and_shows_a_task(venv: Path, tmp_path: Path) -
     script = tmp_path / "probe.py"
     script.write_text(textwrap.dedent(PROBE))
     assert run(venv, script, cwd=tmp_path).stdout.strip() == "ok"
+
+
+def test_the_installed_package_writes_a_host_stages_policies(venv: Path, tmp_path: Path) -> None:
+    (tmp_path / ".chalice").mkdir()
+    names = {
+        "LONGTASK_TABLE": "t",
+        "LONGTASK_QUEUE": "q",
+        "LONGTASK_DLQ": "d",
+        "LONGTASK_BUCKET": "b",
+    }
+    config = {
+        "version": "2.0",
+        "app_name": "shop",
+        "stages": {"prod": {"environment_variables": names}},
+    }
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
+    command = ["-m", "longtask", "policies", "--stage", "prod", "--account-id", "111122223333"]
+    result = run(
+        venv, *command, "--region", "us-east-1", cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}
+    )
+    assert "next: chalice deploy --stage prod" in result.stdout
+    worker = json.loads((tmp_path / ".chalice" / "policy-prod-worker.json").read_text())
+    arns = {arn for statement in worker["Statement"] for arn in statement["Resource"]}
+    assert "arn:aws:dynamodb:us-east-1:111122223333:table/t" in arns

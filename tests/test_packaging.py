@@ -197,7 +197,9 @@ def test_the_roles_grant_on_the_merged_infra_resources_what_make_deploy_grants(
             s["Sid"]: (s["Action"], [r["Fn::Sub"] for r in s["Resource"]])
             for s in json.loads(resolved)["Statement"]
         }
-        literal = policies.policy_document(function, STAGE, names, ACCOUNT_ID, REGION)
+        literal = policies.policy_document(
+            function, STAGE, names, ACCOUNT_ID, REGION, app=policies.app_name()
+        )
         two_stacks = {s["Sid"]: (s["Action"], s["Resource"]) for s in literal["Statement"]}
         assert one_stack.keys() == two_stacks.keys()
         for sid, (actions, arns) in two_stacks.items():

@@ -94,7 +94,12 @@ def _policies() -> dict[str, str]:
     outputs = policies.expected_outputs("prod", policies.LOCAL_ACCOUNT_ID, policies.LOCAL_REGION)
     for function in policies.FUNCTIONS:
         document = policies.policy_document(
-            function, "prod", outputs, policies.LOCAL_ACCOUNT_ID, policies.LOCAL_REGION
+            function,
+            "prod",
+            outputs,
+            policies.LOCAL_ACCOUNT_ID,
+            policies.LOCAL_REGION,
+            app=policies.app_name(),
         )
         documents[policies.policy_file_name("prod", function)] = json.dumps(document)
     return documents

@@ -46,6 +46,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chalicelib.longtask.deploy import stage as longtask_stage
+from chalicelib.longtask.errors import ConfigError
 from dev import stage
 from dev.deploy import api_stage, policies
 from dev.local.stack import stack_parameters
@@ -111,33 +113,12 @@ def write_stage(
 ) -> list[Path]:
     """Writes the resource names into the stage's environment_variables and a policy
     file per function, literal or in CloudFormation form; returns the files written."""
-    missing = [key for key in policies.OUTPUT_VARIABLES if key not in outputs]
-    if missing:
-        raise DeployError(f"the infra stack has no Outputs {missing}: is it an older template?")
-    config = json.loads(config_file.read_text())
-    if config.get("autogen_policy", True):
-        raise DeployError(f'{config_file}: set "autogen_policy": false (least privilege)')
-    stage_config = config["stages"][stage_name]
-    variables = stage_config.setdefault("environment_variables", {})
-    for output, variable in policies.OUTPUT_VARIABLES.items():
-        variables[variable] = outputs[output]
-    written = []
-    functions = stage_config.setdefault("lambda_functions", {})
-    for function in policies.FUNCTIONS:
-        file_name = policies.policy_file_name(stage_name, function)
-        functions.setdefault(function, {})["iam_policy_file"] = file_name
-        if form == policies.CLOUDFORMATION:
-            document = policies.cloudformation_policy_document(function)
-        else:
-            document = policies.policy_document(
-                function, stage_name, outputs, account_id, region, partition, config["app_name"]
-            )
-        path = config_file.parent / file_name
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        written.append(path)
-    config_file.write_text(json.dumps(config, indent=2) + "\n")
-    written.append(config_file)
-    return written
+    try:
+        return longtask_stage.write_stage(
+            config_file, stage_name, outputs, account_id, region, partition, form
+        )
+    except ConfigError as error:
+        raise DeployError(str(error)) from None
 
 
 # --- AWS --------------------------------------------------------------------------------

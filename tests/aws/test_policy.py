@@ -471,7 +471,9 @@ def test_the_committed_dev_policies_are_what_deploy_writes_for_the_local_stack()
             assert name == policies.policy_file_name(stage_name, function)
     for function in policies.FUNCTIONS:
         path = CONFIG_FILE.parent / policies.policy_file_name("dev", function)
-        expected = policies.policy_document(function, "dev", outputs, ACCOUNT_ID, REGION)
+        expected = policies.policy_document(
+            function, "dev", outputs, ACCOUNT_ID, REGION, app=policies.app_name()
+        )
         assert json.loads(path.read_text()) == expected, (
             f"{path.name} is stale: python -m dev.deploy configure --stage dev "
             "--account-id 123456789012 --region us-east-1 rewrites it"

@@ -1,0 +1,1 @@
+"""Deploying an app that mounts longtask: its functions' policies and its stage."""
