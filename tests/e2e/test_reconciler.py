@@ -59,14 +59,25 @@ def set_attributes(stack: RunningStack, task_id: str, **values: str | float | in
     )
 
 
-def repaired(stack: RunningStack, task_id: str, words: str) -> None:
+_RUN = re.compile(r'\{"_aws":\{"Timestamp":(\d+)')
+
+
+def repaired(stack: RunningStack, task_id: str, words: str, stale_from: float) -> None:
+    """Waits for the repair, and checks that it came within two of the reconciler's runs
+    from the time the task was stale (`stale_from`): each run logs one metric line."""
     pattern = re.compile(rf"task {task_id}: .*{words}")
-    until(
+    match = until(
         lambda: pattern.search(stack.output()),
         10 + 4 * (STALE_SECONDS + RECONCILE_SECONDS),
         f"the reconciler's repair of {task_id} ({words})",
         stack,
     )
+    before = stack.output()[: match.start()]
+    runs = [int(m[1]) / 1000 for m in _RUN.finditer(before)]
+    # The runs that already saw it stale and did not repair it (the repairing run's own
+    # line comes after the repair's).
+    missed = [at for at in runs if at >= stale_from]
+    assert len(missed) <= 1, f"{len(missed)} runs saw {task_id} stale before its repair"
 
 
 def test_lost_messages_and_a_dead_worker_are_repaired_and_the_tasks_end(
@@ -85,9 +96,11 @@ def test_lost_messages_and_a_dead_worker_are_repaired_and_the_tasks_end(
         lease_until=past,
         due_at=past + STALE_SECONDS,
     )
+    planted_at = time.time()
 
-    repaired(stale_stack, lost["id"], "ready and overdue .* queued again")
-    repaired(stale_stack, orphan["id"], "started and overdue .* queued again")
+    stale_at = float(record(stale_stack, lost["id"])["due_at"])
+    repaired(stale_stack, lost["id"], "ready and overdue .* queued again", stale_at)
+    repaired(stale_stack, orphan["id"], "started and overdue .* queued again", planted_at)
     workers = Workers(stale_stack, tmp_path)
     workers.start()
     try:
@@ -119,5 +132,5 @@ def test_an_ended_task_still_holding_its_place_gives_it_back(
         counted=owner,
         due_at=past,
     )
-    repaired(stale_stack, task["id"], "its owner's place is back")
+    repaired(stale_stack, task["id"], "its owner's place is back", time.time())
     assert "counted" not in record(stale_stack, task["id"])
