@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import RunningStack, start_stack
-from .test_faults import Workers, finished, record, result, start, until
+from .test_faults import Workers, finished, record, result, start, status, until
 
 STALE_SECONDS = 2
 RECONCILE_SECONDS = 1
@@ -134,3 +134,42 @@ def test_an_ended_task_still_holding_its_place_gives_it_back(
     )
     repaired(stale_stack, task["id"], "its owner's place is back", time.time())
     assert "counted" not in record(stale_stack, task["id"])
+
+
+def test_a_waiting_parent_whose_wake_up_was_lost_is_resumed(
+    stale_stack: RunningStack, tmp_path: Path
+) -> None:
+    document = start(stale_stack, "primes", limit=4000, parts=2)
+    # A worker whose every SendMessage is refused: it runs the parent and both parts, but
+    # the last part's report cannot wake the parent. It stops, and the part's message that
+    # would have told it again is lost with the rest.
+    refusing = Workers(stale_stack, tmp_path / "refusing")
+    refusing.env["LONGTASK_FAULTS"] = "rate=1,lost=0,ops=SendMessage"
+    (tmp_path / "refusing").mkdir()
+    refusing.start()
+    try:
+        until(
+            lambda: status(stale_stack, document)["progress"]["message"] == "2 of 2 parts done",
+            60,
+            "both parts' ends",
+            stale_stack,
+        )
+    finally:
+        refusing.stop()
+    purge(stale_stack)
+    waiting = record(stale_stack, document["id"])
+    assert waiting["status"] == "started"
+    repaired(
+        stale_stack,
+        document["id"],
+        "started and overdue .* queued again",
+        float(waiting["due_at"]),
+    )
+    workers = Workers(stale_stack, tmp_path)
+    workers.start()
+    try:
+        final = finished(stale_stack, document, timeout=60)
+        assert final["status"] == "done", final
+        assert result(stale_stack, document) == {"limit": 4000, "count": 550}
+    finally:
+        workers.stop()
