@@ -5,6 +5,7 @@ show a task with nothing from this repository on its path."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -75,18 +76,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     out = tmp_path_factory.mktemp("wheel")
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, source, cwd=source)
-    (built,) = out.glob("longtask-*.whl")
+    (built,) = out.glob("chalice_longtask-*.whl")
     return built
 
 
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv with the wheel and what it declares (chalice, jinja2) installed
-    from the index; this process's pip installs into it, which skips ensurepip."""
+    """A fresh virtualenv with Chalice (as a host app has it), the wheel and what it
+    declares (jinja2) installed from the index; this process's pip installs into it,
+    which skips ensurepip."""
     where = tmp_path_factory.mktemp("venv")
     run(sys.executable, "-m", "venv", "--without-pip", where, cwd=where)
     python = where / "bin" / "python"
-    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", wheel, cwd=where)
+    pip = [sys.executable, "-m", "pip", "--python", python, "install", "-q"]
+    run(*pip, wheel, "chalice>=1.34,<2", cwd=where)
     return python
 
 
@@ -135,3 +138,37 @@ def test_the_installed_package_writes_a_host_stages_policies(venv: Path, tmp_pat
     worker = json.loads((tmp_path / ".chalice" / "policy-prod-worker.json").read_text())
     arns = {arn for statement in worker["Statement"] for arn in statement["Resource"]}
     assert "arn:aws:dynamodb:us-east-1:111122223333:table/t" in arns
+
+
+# What a host app's deployment zip may weigh with longtask in its requirements.txt.
+PACKAGE_BYTES = 1_000_000
+
+
+def test_a_host_apps_deployment_package_stays_small(wheel: Path, tmp_path: Path) -> None:
+    """`chalice package` of a host app whose requirements.txt names the wheel: longtask and
+    jinja2 go in; Chalice (beyond the runtime Chalice adds itself) and botocore do not."""
+    host = ROOT / "examples" / "host_app"
+    project = tmp_path / "host"
+    (project / ".chalice").mkdir(parents=True)
+    shutil.copy(host / "app.py", project / "app.py")
+    shutil.copy(host / ".chalice" / "config.json", project / ".chalice" / "config.json")
+    (project / "requirements.txt").write_text(f"{wheel}\n")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONPATH": str(SOURCE.parent),  # for Chalice to import app.py, as if installed
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    chalice = "import sys; from chalice.cli import main; sys.exit(main())"
+    run(sys.executable, "-c", chalice, "package", "--stage", "dev", "out", cwd=project, env=env)
+    package = project / "out" / "deployment.zip"
+    names = zipfile.ZipFile(package).namelist()
+    assert "longtask/__init__.py" in names and "jinja2/__init__.py" in names
+    assert not [n for n in names if n.startswith(("botocore/", "boto3/", "pip/", "setuptools/"))]
+    assert not [n for n in names if n.startswith("chalice/") and n not in CHALICE_RUNTIME]
+    assert package.stat().st_size <= PACKAGE_BYTES, package.stat().st_size
+
+
+# The part of Chalice that its deploy puts in every package, the app's runtime.
+CHALICE_RUNTIME = {"chalice/__init__.py", "chalice/app.py", "chalice/app.pyi"}

@@ -1,6 +1,7 @@
 """Lets this repository run the example without installing longtask: `import longtask`
 resolves to the source in chalicelib/longtask, the same package that `pip install`
-puts in site-packages. In your own project, `pip install longtask` replaces this file."""
+puts in site-packages. In your own project, installing the package (distribution
+`chalice-longtask`, from a checkout or its wheel) replaces this file."""
 
 from __future__ import annotations
 
