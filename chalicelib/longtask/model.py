@@ -236,6 +236,16 @@ def status_document(
             "cancel": None if task.is_terminal else links.cancel,
         },
         "error": ({"type": task.error.type, "message": task.error.message} if task.error else None),
+        # What the download is, so that a page or a program can name it before fetching it.
+        "result": (
+            {
+                "filename": task.result.filename,
+                "content_type": task.result.content_type,
+                "size": task.result.size,
+            }
+            if task.status is Status.DONE and task.result is not None
+            else None
+        ),
         "retry_at": (
             iso(task.updated_at + retry_delay)
             if task.status is Status.ERROR and retry_delay is not None

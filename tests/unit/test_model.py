@@ -15,6 +15,7 @@ from chalicelib.longtask.model import (
     ErrorInfo,
     Links,
     Progress,
+    ResultInfo,
     Status,
     TaskRecord,
     can_move,
@@ -193,7 +194,7 @@ def test_status_document_has_exactly_the_documented_shape() -> None:
     assert list(doc) == [
         "id", "kind", "status", "done", "parameters", "progress", "attempts",
         "created_at", "started_at", "updated_at", "finished_at",
-        "elapsed_seconds", "eta_seconds", "links", "error", "retry_at",
+        "elapsed_seconds", "eta_seconds", "links", "error", "result", "retry_at",
     ]  # fmt: skip
     assert list(doc["progress"]) == [
         "message", "step", "total_steps", "percent", "rate", "reported_at",
@@ -222,8 +223,20 @@ def test_status_document_has_exactly_the_documented_shape() -> None:
         "eta_seconds": 6.0,
         "links": {"self": LINKS.self, "result": None, "cancel": LINKS.cancel},
         "error": None,
+        "result": None,
         "retry_at": None,
     }
+
+
+def test_a_done_document_says_what_its_result_is() -> None:
+    info = ResultInfo("results/abc", "text/csv", "report-2024-02.csv", 1234)
+    doc = document(started(status=Status.DONE, finished_at=CREATED + 9, result=info))
+    assert doc["result"] == {
+        "filename": "report-2024-02.csv",
+        "content_type": "text/csv",
+        "size": 1234,
+    }
+    assert document(started(status=Status.FAILED, result=info))["result"] is None
 
 
 @pytest.mark.parametrize("status", list(Status))

@@ -72,6 +72,21 @@ STATUS_DOCUMENT: dict[str, Any] = {
                 "cancel": _NULLABLE_STRING,
             },
         },
+        "result": {
+            "description": "once done: the result's download name, media type and bytes",
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["filename", "content_type", "size"],
+                    "properties": {
+                        "filename": _NULLABLE_STRING,
+                        "content_type": {"type": "string"},
+                        "size": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                },
+            ],
+        },
         "retry_at": {
             **_NULLABLE_STRING,
             "description": "while status is error: when the next attempt is due",
