@@ -26,6 +26,7 @@ from .service import TaskService
 from .settings import EventSources, Settings
 from .tasks import TaskFunction, TaskRegistry
 from .web.routes import Routes
+from .web.static import static_name
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,12 @@ class LongTasks:
         """Cancels the task, whoever owns it; a running one stops at its next progress
         report. TaskNotFound, or AlreadyFinished once it has ended."""
         return self.service.cancel_any(task_id)
+
+    def static_url(self, name: str) -> str:
+        """The path of one of longtask's static files under the mount, by its
+        content-hashed name: `tasks.static_url("client.js")` for a host page's script
+        (KeyError for a file longtask does not have)."""
+        return f"{self.url_prefix}/static/{static_name(name)}"
 
     def url_for(self, task: TaskRecord) -> str:
         """The path of the task's status page (and JSON) in the app, under the mount:

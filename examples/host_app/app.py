@@ -31,6 +31,46 @@ def home() -> Response:
     return Response(page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+@app.route("/orders")
+def orders() -> Response:
+    """The site's own page with a report button and an inline bar: the page never leaves."""
+    page = ORDERS_PAGE.replace("{client}", tasks.static_url("client.js"))
+    return Response(page, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+ORDERS_PAGE = """<!doctype html>
+<html lang="en"><meta charset="utf-8"><title>Acme orders</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<h1>Acme orders</h1>
+<p><button id="report" type="button">Make the report of the last 3 days</button></p>
+<p><progress id="bar" max="100" value="0" aria-label="Report progress"></progress>
+<span id="words" role="status">Not started.</span></p>
+<p><a id="download" hidden>Download the report</a></p>
+<script src="{client}"></script>
+<script>
+  var button = document.getElementById("report"), bar = document.getElementById("bar");
+  var words = document.getElementById("words"), download = document.getElementById("download");
+  button.addEventListener("click", function () {
+    button.disabled = true;
+    words.textContent = "Starting…";
+    longtask.start("/jobs/tasks/slow-report", {days: 3, seconds_per_day: 1}).then(function (doc) {
+      longtask.follow(doc.links.self, {
+        onProgress: function (d) {
+          bar.value = d.progress.percent || 0;
+          words.textContent = d.progress.message || d.status;
+        },
+        onDone: function () { bar.value = 100; words.textContent = "Done."; },
+        onFailure: function (d) { words.textContent = "It " + d.status + "."; },
+        onResult: function (url) { download.href = url; download.hidden = false; },
+        onError: function () { words.textContent = "Connection lost; trying again…"; }
+      });
+    }, function (error) { words.textContent = error.message; button.disabled = false; });
+  });
+</script>
+</html>
+"""
+
+
 @app.route("/contact", methods=["POST"])
 def contact() -> dict[str, str]:
     return {"thanks": "we will write back"}

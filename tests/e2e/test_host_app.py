@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import Page, expect
 
 from dev.stage import ROOT
 
+from .browser_support import SECOND, browser, contexts, page
 from .conftest import RunningStack, start_stack
 from .test_demo_tasks import JSON, download, wait_until_finished
+
+__all__ = ["browser", "contexts", "page"]
 
 
 def host_project(directory: Path) -> Path:
@@ -83,3 +87,30 @@ def test_the_slow_report_runs_under_jobs_with_progress_to_its_result(host: Runni
     assert result.headers["Content-Type"].startswith("text/csv")
     assert 'filename="orders-4-days.csv"' in result.headers["Content-Disposition"]
     assert result.text == "day,orders\n1,7\n2,1\n3,8\n4,2\n"
+
+
+def test_its_own_page_shows_a_report_inline_from_start_to_download(
+    host: RunningStack, page: Page
+) -> None:
+    """The site's /orders page, with longtask's client.js: a button, a bar, a message and
+    a download link, and the page never leaves."""
+    page.goto(f"{host.url}/orders")
+    address = page.url
+    bar, words = page.locator("#bar"), page.locator("#words")
+    page.locator("#report").click()
+    # Midway: the task's own words, and a bar between empty and full.
+    expect(words).to_contain_text("Counting the orders of day", timeout=30 * SECOND)
+    page.wait_for_function(
+        "() => { const v = document.getElementById('bar').value; return v > 0 && v < 100; }",
+        timeout=30 * SECOND,
+    )
+    link = page.locator("#download")
+    expect(link).to_be_visible(timeout=60 * SECOND)
+    expect(words).to_have_text("Done.")
+    assert bar.evaluate("b => b.value") == 100
+    assert page.url == address  # the bar lived in the site's own page
+    href = link.get_attribute("href") or ""
+    assert href.startswith("/jobs/tasks/slow-report/") and href.endswith("/result")
+    with page.expect_download() as downloaded:
+        link.click()
+    assert downloaded.value.suggested_filename == "orders-3-days.csv"

@@ -129,3 +129,18 @@ def test_a_parameter_cannot_take_a_name_that_start_keeps_for_itself() -> None:
     tasks = LongTasks(Chalice(app_name="host"))
     with pytest.raises(ValueError, match="owner cannot be a parameter's name"):
         tasks.task("export", params={"owner": str})(lambda params, ctx: None)
+
+
+def test_a_host_page_finds_the_client_script_by_its_hashed_name() -> None:
+    app, tasks = host(with_authorizer=False)
+    url = tasks.static_url("client.js")
+    assert url.startswith("/jobs/static/client.") and url.endswith(".js")
+    with Client(app) as client:
+        served = client.http.get(url)
+        assert served.status_code == 200
+        assert served.headers["Content-Type"].startswith("text/javascript")
+        assert "longtask = { start: start, follow: follow, cancel: cancel }" in (
+            served.body.decode()
+        )
+    with pytest.raises(KeyError):
+        tasks.static_url("nothing.js")
