@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .encoding import media_type
+from .encoding import media_type, readable_number
 
 log = logging.getLogger(__name__)
 # The page reads at most this much of a result: a preview costs one small ranged GET
@@ -50,10 +50,8 @@ def format_value(value: Any) -> str:
     """A value as people read it: 78,498 rather than 78498, "yes" rather than true."""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.6g}" if abs(value) < 1e15 else f"{value:g}"
+    if isinstance(value, int | float):
+        return readable_number(value)
     if value is None:
         return "none"
     if isinstance(value, str):

@@ -258,6 +258,13 @@ class PartFailed(LongtaskError):
     final = True
 
 
+class NotFoundByName(LongtaskError, ValueError):
+    """ctx.map was given a function that another worker cannot find by its name (a lambda,
+    a nested function): every attempt would fail alike, so the task fails at once."""
+
+    final = True
+
+
 class NonDeterministic(LongtaskError):
     """A replay of a task function no longer matches what its earlier run recorded (other
     operations, or other items): the task fails, since no attempt could continue it."""

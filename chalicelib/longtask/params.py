@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .encoding import compact_json
+from .encoding import compact_json, readable_number
 from .errors import InvalidParams
 
 _REQUIRED = object()
@@ -67,9 +67,16 @@ class Param:
         }
 
 
-def _number_text(raw: Any) -> str:
+class JsonText(str):
+    """A value that came as a JSON string: a JSON body says what type each value is, so
+    "2024" there is text, never a number or a boolean (a form's values are all text)."""
+
+
+def _number_text(raw: Any, what: str = "a number") -> str:
+    if isinstance(raw, JsonText):
+        raise ValueError(f"must be {what}, not text")
     if not isinstance(raw, str):
-        raise ValueError("must be a number")
+        raise ValueError(f"must be {what}")
     text = raw.strip()
     if not text:
         raise ValueError("must not be empty")
@@ -80,19 +87,19 @@ def _number_text(raw: Any) -> str:
 
 def _range_hint(kind: str, least: float | None, most: float | None) -> str:
     if least is not None and most is not None:
-        return f"{kind} from {least:,} to {most:,}."
+        return f"{kind} from {readable_number(least)} to {readable_number(most)}."
     if least is not None:
-        return f"{kind} of at least {least:,}."
+        return f"{kind} of at least {readable_number(least)}."
     if most is not None:
-        return f"{kind} of at most {most:,}."
+        return f"{kind} of at most {readable_number(most)}."
     return f"{kind}."
 
 
 def _check_range(value: float, least: float | None, most: float | None) -> None:
     if least is not None and value < least:
-        raise ValueError(f"must be at least {least:,}")
+        raise ValueError(f"must be at least {readable_number(least)}")
     if most is not None and value > most:
-        raise ValueError(f"must be at most {most:,}")
+        raise ValueError(f"must be at most {readable_number(most)}")
 
 
 def _with_range(schema: dict[str, Any], least: float | None, most: float | None) -> dict[str, Any]:
@@ -118,7 +125,7 @@ class Integer(Param):
                 raise ValueError("must be a whole number")
             value = int(raw)
         else:
-            text = _number_text(raw).replace("_", "x")  # int() would accept 1_000
+            text = _number_text(raw, "a whole number").replace("_", "x")  # int() takes 1_000
             if not re.fullmatch(r"[+-]?[0-9]+", text):
                 raise ValueError("must be a whole number")
             value = int(text)
@@ -241,6 +248,8 @@ class Boolean(Param):
     def parse(self, raw: Any) -> bool:
         if isinstance(raw, bool):
             return raw
+        if isinstance(raw, JsonText):
+            raise ValueError("must be true or false, not text")
         if isinstance(raw, str) and raw.strip().lower() in {"true", "on", "1", "yes"}:
             return True
         if isinstance(raw, str) and raw.strip().lower() in {"false", "off", "0", "no", ""}:

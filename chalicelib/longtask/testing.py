@@ -249,8 +249,14 @@ def run_task(
     return final
 
 
-def result_of(tasks: LongTasks, task: TaskRecord) -> Any:
-    """A done task's result as stored: a JSON value decoded, text as str, else bytes."""
+def result_of(tasks: LongTasks, task: TaskRecord | str) -> Any:
+    """A done task's result as stored: a JSON value decoded, text as str, else bytes.
+    `task` is its record or its id (as an HTTP start's document gives it)."""
+    if isinstance(task, str):
+        found: TaskRecord | None = without_faults(tasks.backends.store).get(task)
+        if found is None:
+            raise ValueError(f"there is no task {task!r}")
+        return result_of(tasks, found)
     if task.result is None:
         raise ValueError(f"task {task.id} is {task.status.value}, it has no result")
     results = without_faults(tasks.backends.results)

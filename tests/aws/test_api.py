@@ -72,6 +72,8 @@ def test_parameters_may_come_in_the_query_string(memory_client: Any) -> None:
     ("payload", "field", "words"),
     [
         ({"limit": "many"}, "limit", "whole number"),
+        # A JSON body says each value's type: digits in a string are text.
+        ({"limit": "2024"}, "limit", "must be a whole number, not text"),
         ({"limit": 1}, "limit", "at least 2"),
         ({"limit": 50_000_001}, "limit", "at most 50,000,000"),
         ({}, "limit", "required"),

@@ -21,9 +21,14 @@ def test_a_task_may_say_its_result_in_its_own_words() -> None:
 
 
 def test_a_json_object_shows_as_labelled_values_that_people_read() -> None:
-    body = json.dumps({"slept": 2.5, "total_count": 1234, "ok": True}).encode()
+    body = json.dumps({"slept": 2.5, "total_count": 78498, "year": 2024, "ok": True}).encode()
     shown = default_display("application/json", body, complete=True)
-    assert shown.values == (("Slept", "2.5"), ("Total count", "1,234"), ("Ok", "yes"))
+    assert shown.values == (
+        ("Slept", "2.5"),
+        ("Total count", "78,498"),
+        ("Year", "2024"),  # under 10,000 the digits stay together
+        ("Ok", "yes"),
+    )
 
 
 def test_a_csv_shows_its_first_rows_as_a_table_without_a_cut_line() -> None:

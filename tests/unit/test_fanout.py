@@ -62,6 +62,10 @@ def forever(params: dict[str, Any], ctx: TaskContext) -> None:
     ctx.map(range(3), endless)
 
 
+def lambdas(params: dict[str, Any], ctx: TaskContext) -> list[Any]:
+    return ctx.map([1, 2], lambda item, ctx: item)
+
+
 def too_many(params: dict[str, Any], ctx: TaskContext) -> None:
     ctx.map(range(MAX_PARTS + 1), square)
 
@@ -86,6 +90,7 @@ def tasks() -> Iterator[LongTasks]:
     tasks.task("sizes")(sizes)
     tasks.task("forever")(forever)
     tasks.task("too-many")(too_many)
+    tasks.task("lambdas")(lambdas)
     tasks.task("changing")(changing)
     PROGRAM.update(step="fetch", items=[1, 2])
     testing.in_memory(tasks, Settings(progress_interval=0, retry_seconds=1), testing.VirtualClock())
@@ -289,6 +294,12 @@ def test_a_lambda_as_the_part_function_is_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="top level of a module"):
         function_ref(lambda item, ctx: item)
     assert json.loads(json.dumps(function_ref(square))) == f"{__name__}:square"
+
+
+def test_a_task_mapping_a_lambda_fails_on_its_first_attempt(tasks: LongTasks) -> None:
+    task = testing.run_task(tasks, "lambdas")
+    assert task.status is Status.FAILED and task.error is not None
+    assert task.error.type == "NotFoundByName" and task.attempts == 1  # no retry would help
 
 
 def test_two_steps_of_one_name_are_two_operations(tasks: LongTasks) -> None:

@@ -144,3 +144,21 @@ def test_a_host_page_finds_the_client_script_by_its_hashed_name() -> None:
         )
     with pytest.raises(KeyError):
         tasks.static_url("nothing.js")
+
+
+def test_a_program_cancelling_through_the_form_route_gets_json() -> None:
+    app, tasks = host(with_authorizer=True)
+    task = tasks.start("echo", owner="alice", text="hi")
+    with Client(app) as client:
+        answer = client.http.post(f"{tasks.url_for(task)}/cancel", headers=as_user("token-alice"))
+        assert answer.status_code == 202
+        assert json.loads(answer.body)["status"] == "cancelled"
+        again = client.http.post(f"{tasks.url_for(task)}/cancel", headers=as_user("token-alice"))
+        assert again.status_code == 409
+
+
+def test_result_of_takes_the_id_an_http_start_gives() -> None:
+    _, tasks = host(with_authorizer=False)
+    task = tasks.start("echo", text="hi")
+    testing.drain(tasks)
+    assert testing.result_of(tasks, task.id) == "hi"

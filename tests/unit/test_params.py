@@ -461,3 +461,13 @@ def test_parameters_larger_than_a_kilobyte_in_all_are_refused_at_the_largest_fie
         validate(declared, {"title": ["t" * 1000], "note": ["n" * 50]})
     assert list(caught.value.fields) == ["title"]
     assert "1024 bytes" in caught.value.fields["title"]
+
+
+def test_a_json_string_is_text_whatever_its_digits() -> None:
+    from chalicelib.longtask.params import JsonText
+
+    assert Integer().parse("2024") == 2024  # a form's value: text that reads as a number
+    assert Integer().parse(2024.0) == 2024  # a JSON number with no fraction, as JSON Schema
+    for param in (Integer(), Number(), Boolean()):
+        with pytest.raises(ValueError, match="not text"):
+            param.parse(JsonText("1"))

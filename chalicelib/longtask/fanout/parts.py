@@ -8,6 +8,7 @@ from typing import Any
 
 from ..backends import Backends
 from ..backends.keys import part_result_key
+from ..errors import NotFoundByName
 from ..model import PartOf, TaskRecord
 from .values import Values
 
@@ -16,7 +17,7 @@ def function_ref(fn: Callable[..., Any]) -> str:
     """ "module:qualname" of a module-level function, the way a part finds it again."""
     ref = f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}"
     if "<" in ref or resolve(ref) is not fn:
-        raise ValueError(
+        raise NotFoundByName(
             f"ctx.map needs a function defined at the top level of a module, not {fn!r}: "
             "each part runs it in another worker, which finds it by its name"
         )

@@ -212,9 +212,10 @@ def _task_paths(kind: str) -> dict[str, Any]:
         f"{base}/cancel": {
             "parameters": [_ID],
             "post": {
-                "summary": "Cancel from an HTML form (its owner only)",
+                "summary": "Cancel from an HTML form (its owner only); JSON as DELETE",
                 "operationId": f"cancel_form_{name}",
                 "responses": {
+                    "202": _status("cancelled (a client that asks for JSON)"),
                     "303": _redirect("the status page"),
                     "403": _CROSS_SITE,
                     "409": _error("already finished (JSON only; a form is sent to its page)"),

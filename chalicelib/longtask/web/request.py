@@ -11,6 +11,7 @@ from chalice.app import Request
 
 from ..backends.keys import owner_id, principal_owner
 from ..encoding import media_type
+from ..params import JsonText
 from .responses import HttpError
 
 OWNER_COOKIE = "longtask_owner"
@@ -90,7 +91,10 @@ def _json_object(text: str) -> dict[str, list[Any]]:
         raise HttpError(400, "invalid_json", "the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise HttpError(400, "invalid_json", "the request body must be a JSON object")
-    return {key: values for key, values in data.items()}
+    return {
+        key: [JsonText(v) if isinstance(v, str) else v for v in values]
+        for key, values in data.items()
+    }
 
 
 def read_parameters(request: Request, max_bytes: int) -> dict[str, list[Any]]:

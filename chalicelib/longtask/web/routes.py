@@ -211,11 +211,11 @@ class Routes(MountedViews):
         return json_response(202, self._document(task, self.service.clock()), NO_STORE)
 
     def cancel_form(self, kind: str, task_id: str) -> Response:
+        if wants_json(self.request):
+            return self.cancel(kind, task_id)  # a program gets what DELETE answers
         try:
             task = self.service.cancel(kind, task_id, caller_owner(self.request))
         except AlreadyFinished:
-            if wants_json(self.request):
-                raise
             task = self.service.find(kind, task_id, caller_owner(self.request))
         return redirect(self.mount.task_links(task).self)
 
