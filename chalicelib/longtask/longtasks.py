@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from .runner import Outcome, Runner
 from .service import TaskService
 from .settings import EventSources, Settings
 from .tasks import TaskFunction, TaskRegistry
+from .web.pages import Look
 from .web.routes import Routes
 from .web.static import static_name
 
@@ -42,6 +44,10 @@ class LongTasks:
     adds nothing outside it and leaves the host's own routes and answers alone.
     `authorizer` (a Chalice authorizer: IAM, Cognito or the host's own) guards every
     route; the principal it names is then the owner of the caller's tasks.
+    `site_name` is what the pages call the site, in their header and titles (default:
+    the Chalice app's name); `templates` a directory of the host's own templates, each
+    used in place of longtask's of the same name (base.html for the layout; longtask's
+    own stay reachable as "longtask/base.html", to extend).
     `settings` and `backends` default to the environment and to DynamoDB, SQS and S3,
     both made on first use; `longtask.testing` passes in-memory backends instead.
     """
@@ -52,6 +58,8 @@ class LongTasks:
         *,
         url_prefix: str = "",
         authorizer: Any = None,
+        site_name: str | None = None,
+        templates: str | Path | None = None,
         settings: Settings | None = None,
         backends: Backends | None = None,
         clock: Clock = time.time,
@@ -72,7 +80,8 @@ class LongTasks:
         self.service = TaskService(
             self.registry, lambda: self.settings, lambda: self.backends, clock
         )
-        routes = Routes(self.service, url_prefix, authorizer)
+        look = Look(site_name or app.app_name, None if templates is None else str(templates))
+        routes = Routes(self.service, url_prefix, authorizer, look)
         app.register_blueprint(routes.blueprint, url_prefix=url_prefix or None)
 
         def worker(event: SQSEvent) -> None:

@@ -162,3 +162,27 @@ def test_result_of_takes_the_id_an_http_start_gives() -> None:
     task = tasks.start("echo", text="hi")
     testing.drain(tasks)
     assert testing.result_of(tasks, task.id) == "hi"
+
+
+def test_the_pages_say_the_hosts_name_and_take_its_own_layout(tmp_path: Any) -> None:
+    (tmp_path / "base.html").write_text(
+        '{% extends "longtask/base.html" %}'
+        '{% block site_header %}<header><a href="/">{{ site_name }}</a> · Orders</header>'
+        "{% endblock %}{% block site_footer %}<footer>Acme since 1901</footer>{% endblock %}"
+    )
+    app = Chalice(app_name="acme")
+    tasks = LongTasks(app, url_prefix="/jobs", site_name="Acme Ltd", templates=tmp_path)
+    tasks.task("echo", params={"text": str})(lambda params, ctx: params["text"])
+    testing.in_memory(tasks)
+    task = tasks.start("echo", text="hi")
+    with Client(app) as client:
+        for path in ("/jobs", tasks.url_for(task), "/jobs/tasks/echo/" + "A" * 22):
+            page = client.http.get(path, headers={"Accept": "text/html"}).body.decode()
+            assert "<footer>Acme since 1901</footer>" in page, path  # the host's layout
+            assert '<a href="/">Acme Ltd</a> · Orders' in page, path
+            assert "longtask" not in page.split("<main>")[0], path  # nor in the title
+    # Without a name, the pages say the app's.
+    plain = Chalice(app_name="bookshop")
+    LongTasks(plain).task("echo")(lambda params, ctx: None)
+    with Client(plain) as client:
+        assert ">bookshop</a>" in client.http.get("/").body.decode()

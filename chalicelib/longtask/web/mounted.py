@@ -15,7 +15,7 @@ from chalice.app import Request
 from ..errors import AwsUnavailable, ConfigError, LongtaskError, aws_trouble
 from ..model import Links, Status, TaskRecord, status_document
 from ..service import TaskService
-from .pages import render
+from .pages import Look, render
 from .request import OWNER_COOKIE, base_path, caller_owner, cross_site, wants_json
 from .responses import HttpError, error_response
 
@@ -45,6 +45,7 @@ class MountedViews:
     service: TaskService
     url_prefix: str
     blueprint: Blueprint
+    look: Look
 
     # -- plumbing
 
@@ -112,7 +113,7 @@ class MountedViews:
 
     def _error(self, error: HttpError) -> Response:
         mount = self.mount
-        return error_response(error, wants_json(self.request), mount.base, mount.home)
+        return error_response(error, wants_json(self.request), mount.base, mount.home, self.look)
 
     def _document(self, task: TaskRecord, now: float) -> dict[str, Any]:
         retry_delay = None
@@ -132,7 +133,7 @@ class MountedViews:
 
     def _render(self, template: str, **context: Any) -> str:
         mount = self.mount
-        return render(template, base=mount.base, home=mount.home, **context)
+        return render(template, self.look, base=mount.base, home=mount.home, **context)
 
 
 def _slug(path: str) -> str:

@@ -182,10 +182,26 @@ class ResultView:
     download_url: str  # a presigned URL made for this answer, for the automatic download
 
 
+@dataclass(frozen=True)
+class Look:
+    """How longtask's pages present themselves in a host app: the site's name, in the
+    header and the titles, and a directory of the host's own templates, which take the
+    place of longtask's of the same name (longtask's stay reachable as "longtask/<name>",
+    so that a host's base.html may extend longtask's and change only some blocks)."""
+
+    site_name: str = "longtask"
+    templates: str | None = None
+
+
+DEFAULT_LOOK = Look()
+
+
 @cache
-def _environment() -> jinja2.Environment:
+def _environment(templates: str | None) -> jinja2.Environment:
+    ours = jinja2.FileSystemLoader(str(TEMPLATES))
+    theirs = [jinja2.FileSystemLoader(templates)] if templates else []
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.ChoiceLoader([*theirs, ours, jinja2.PrefixLoader({"longtask": ours})]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -201,8 +217,9 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render(template: str, **context: Any) -> str:
-    return _environment().get_template(template).render(**context)
+def render(template: str, look: Look = DEFAULT_LOOK, **context: Any) -> str:
+    page = _environment(look.templates).get_template(template)
+    return page.render(site_name=look.site_name, **context)
 
 
 def render_status(
@@ -217,11 +234,13 @@ def render_status(
     result: ResultView | None = None,
     start_url: str | None = None,
     now: float | None = None,
+    look: Look = DEFAULT_LOOK,
 ) -> str:
     """The page of one task, from its status document: its progress while it waits or
     runs, the result when it is done, what happened and what to do when it is not."""
     return render(
         "status.html",
+        look,
         base=base,
         home=home,
         task=document,

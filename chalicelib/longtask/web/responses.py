@@ -7,7 +7,7 @@ from typing import Any
 from chalice import Response
 
 from ..encoding import compact_json
-from .pages import render
+from .pages import DEFAULT_LOOK, Look, render
 
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -78,7 +78,9 @@ def redirect(location: str, headers: dict[str, str] | None = None) -> Response:
     )
 
 
-def error_response(error: HttpError, as_json: bool, base: str, home: str) -> Response:
+def error_response(
+    error: HttpError, as_json: bool, base: str, home: str, look: Look = DEFAULT_LOOK
+) -> Response:
     headers = {**NO_STORE, **error.headers}
     if as_json:
         body: dict[str, Any] = {
@@ -89,6 +91,7 @@ def error_response(error: HttpError, as_json: bool, base: str, home: str) -> Res
         return json_response(error.status, body, headers)
     page = render(
         "error.html",
+        look,
         title=REASONS.get(error.status, "Error"),
         error=error,
         base=base,

@@ -18,7 +18,7 @@ from ..progress import poll_interval
 from ..service import TaskService
 from .mounted import MountedViews
 from .openapi import openapi_document
-from .pages import ResultView, ago, render_status
+from .pages import DEFAULT_LOOK, Look, ResultView, ago, render_status
 from .request import (
     caller_owner,
     idempotency_key,
@@ -47,8 +47,15 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 class Routes(MountedViews):
     """The views of one LongTasks, registered on a Blueprint that the host app mounts."""
 
-    def __init__(self, service: TaskService, url_prefix: str, authorizer: Any = None) -> None:
+    def __init__(
+        self,
+        service: TaskService,
+        url_prefix: str,
+        authorizer: Any = None,
+        look: Look = DEFAULT_LOOK,
+    ) -> None:
         self.service = service
+        self.look = look
         self.url_prefix = url_prefix
         self.blueprint = Blueprint(__name__)
         table: list[tuple[str, dict[str, Callable[..., Response]]]] = [
@@ -180,6 +187,7 @@ class Routes(MountedViews):
             result=self._result_view(task) if done else None,
             start_url=f"{mount.base}/tasks/{quote(kind)}",
             now=now,
+            look=self.look,
         )
         return html_response(200, page, NO_STORE)
 
