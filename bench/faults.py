@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.localstack import LocalStack, StackError
 from bench.report import Section, Table, percentile
+from bench.stack import stamp
 
 FAULTS = "rate=0.08,lost=0.5,seed=7"
 WORKERS = 4
@@ -90,13 +91,6 @@ class _Client:
         return document
 
 
-def _stamp(text: str) -> float:
-    from chalicelib.longtask.model import parse_iso
-
-    value = parse_iso(text)
-    return math.nan if value is None else value
-
-
 def _read_log(run: FaultRun, stack: LocalStack) -> None:
     text = stack.log_file.read_text(errors="replace")
     run.faults = Counter((m[1], m[2]) for m in _FAULT.finditer(text))
@@ -124,7 +118,7 @@ def measure_run(
     for final in finals:
         run.done += final["status"] == "done"
         run.attempts.append(int(final["attempts"]))
-        run.latencies.append(_stamp(final["finished_at"]) - _stamp(final["created_at"]))
+        run.latencies.append(stamp(final["finished_at"]) - stamp(final["created_at"]))
     log(
         f"{name}: {run.done} of {tasks} done in {run.seconds:.1f} s, "
         f"{run.faults.total()} faults, repairs {dict(run.repairs)}"

@@ -34,7 +34,8 @@ CEILING_QUEUE_MESSAGES = 25
 TASK_REQUESTS_AT_FLOOR = 7
 
 
-def _stamp(text: str | None) -> float:
+def stamp(text: str | None) -> float:
+    """A status document's ISO time as epoch seconds (NaN when it has none)."""
     from chalicelib.longtask.model import parse_iso
 
     value = parse_iso(text)
@@ -123,9 +124,9 @@ def _saturated(stack: LocalStack, run: StackRun) -> None:
     not_done = [d for d in final if d.get("status") != "done"]
     if not_done:
         raise StackError(f"{len(not_done)} of {n} tasks did not end done: {_describe(not_done[0])}")
-    created = [_stamp(d["created_at"]) for d in final]
-    run.saturated_claim = [_stamp(d["started_at"]) - c for d, c in zip(final, created, strict=True)]
-    run.saturated_rate = n / (max(_stamp(d["finished_at"]) for d in final) - min(created))
+    created = [stamp(d["created_at"]) for d in final]
+    run.saturated_claim = [stamp(d["started_at"]) - c for d, c in zip(final, created, strict=True)]
+    run.saturated_rate = n / (max(stamp(d["finished_at"]) for d in final) - min(created))
 
 
 def _describe(document: dict[str, Any]) -> str:
@@ -149,9 +150,9 @@ def _paced(stack: LocalStack, run: StackRun, count: int) -> None:
                 break
         else:
             raise StackError(f"task {document['id']} was not done after 30 s")
-        created = _stamp(document["created_at"])
-        claim = _stamp(document["started_at"]) - created
-        finished = _stamp(document["finished_at"])
+        created = stamp(document["created_at"])
+        claim = stamp(document["started_at"]) - created
+        finished = stamp(document["finished_at"])
         with lock:
             if document.get("status") != "done" or math.isnan(claim + finished):
                 run.anomalies.append(_describe(document))

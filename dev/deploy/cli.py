@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.longtask.deploy import stage as longtask_stage
+from chalicelib.longtask.deploy.cli import credentials_account
 from chalicelib.longtask.errors import ConfigError
 from dev import stage
 from dev.deploy import api_stage, policies
@@ -142,13 +143,10 @@ class Aws:
     @property
     def account_id(self) -> str:
         if self._account_id is None:
-            from botocore.exceptions import BotoCoreError, ClientError
-
             try:
-                identity = self.session.client("sts").get_caller_identity()
-            except (BotoCoreError, ClientError) as error:
-                raise DeployError(f"no usable AWS credentials: {error}") from None
-            self._account_id = str(identity["Account"])
+                self._account_id = credentials_account(self.session)
+            except ConfigError as error:
+                raise DeployError(str(error)) from None
         return self._account_id
 
     def client(self, service: str) -> Any:

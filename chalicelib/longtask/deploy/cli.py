@@ -18,25 +18,31 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from . import policies
 from .stage import stage_names, write_stage
 
 
+def credentials_account(session: Any) -> str:
+    """The account of a boto3 session's credentials (ConfigError when there are none)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(session.client("sts").get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError) as error:
+        raise ConfigError(f"no usable AWS credentials: {error}") from None
+
+
 def _account_of_credentials(region: str) -> tuple[str, str]:
     """The credentials' account and the region's partition (needs boto3)."""
     try:
         import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         raise ConfigError("give --account-id (or install boto3 to ask AWS)") from None
     session = boto3.session.Session(region_name=region)
-    try:
-        account = session.client("sts").get_caller_identity()["Account"]
-    except (BotoCoreError, ClientError) as error:
-        raise ConfigError(f"no usable AWS credentials ({error}): give --account-id") from None
-    return str(account), session.get_partition_for_region(region)
+    return credentials_account(session), session.get_partition_for_region(region)
 
 
 def main(argv: list[str] | None = None) -> int:
